@@ -1,0 +1,5 @@
+import sys
+
+from reconstruction.cli import main
+
+sys.exit(main())
