@@ -1,0 +1,278 @@
+"""Write RealSense recordings (one camera per file) from numpy frames.
+
+The writer builds an ``rs.software_device`` that looks like a D435 (serial, name, a "Stereo Module"
+with a z16 depth stream and an "RGB Camera" with an rgb8 color stream, intrinsics, depth units,
+depth-to-color extrinsics) and records it with ``rs.recorder``, so the result is a genuine SDK
+recording: pyrealsense2 itself (``rs.context().load_device``, ``rs.pipeline`` with
+``enable_device_from_file``) and the RealSense Viewer play it back.
+
+Facts learned about pyrealsense2 2.59 (measured, they explain the code below):
+
+- ``rs.recorder`` writes a rosbag2 sqlite file (.db3) whatever extension is asked for, so the writer
+  always writes ``*.db3`` (a ``.bag`` path is renamed, with a warning); read ``writer.path``.
+- The file is complete only once the recorder object is destroyed; ``close()`` drops every
+  reference to it before the file is renamed into place. Read the file back only after ``close()``.
+- Frames reach the recorder only while the sensors are open and started; the sensors are started
+  with a no-op callback so that no queue keeps frames alive.
+- ``software_video_frame.pixels`` copies the buffer, so one numpy array can be reused across calls.
+- The recorder compresses frames: constant or smooth synthetic images cost little disk.
+- Timestamps are written in the frame's own domain; we use ``global_time`` (milliseconds, one clock
+  shared by all cameras of a rig) so that the synchronizer can compare cameras directly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from capture.errors import RecordingError
+
+log = logging.getLogger(__name__)
+
+IDENTITY_EXTRINSICS = ((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
+
+
+@dataclass(frozen=True)
+class StreamIntrinsics:
+    """Pinhole intrinsics of one stream, in RealSense terms (pixels; ``coeffs`` in the SDK order,
+    which for ``brown_conrady`` is OpenCV's k1, k2, p1, p2, k3)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    ppx: float
+    ppy: float
+    model: str = "brown_conrady"
+    coeffs: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+        if len(self.coeffs) != 5:
+            raise ValueError(f"coeffs must have 5 values, got {len(self.coeffs)}")
+
+    @property
+    def K(self) -> np.ndarray:
+        """Camera matrix (3, 3)."""
+        return np.array([[self.fx, 0.0, self.ppx], [0.0, self.fy, self.ppy], [0.0, 0.0, 1.0]])
+
+    def to_rs(self):
+        import pyrealsense2 as rs
+
+        intr = rs.intrinsics()
+        intr.width, intr.height = int(self.width), int(self.height)
+        intr.fx, intr.fy, intr.ppx, intr.ppy = float(self.fx), float(self.fy), float(self.ppx), float(self.ppy)
+        try:
+            intr.model = getattr(rs.distortion, self.model)
+        except AttributeError:
+            raise ValueError(f"unknown distortion model {self.model!r} (see pyrealsense2.distortion)") from None
+        intr.coeffs = [float(c) for c in self.coeffs]
+        return intr
+
+    @classmethod
+    def from_rs(cls, intr) -> "StreamIntrinsics":
+        return cls(
+            int(intr.width), int(intr.height), float(intr.fx), float(intr.fy), float(intr.ppx), float(intr.ppy),
+            str(intr.model).split(".")[-1], tuple(float(c) for c in intr.coeffs),
+        )
+
+
+class RealSenseRecordingWriter:
+    """Record numpy frames of one simulated RealSense camera into a .db3 file.
+
+    Use as a context manager::
+
+        with RealSenseRecordingWriter("cam0.db3", "900000000000", color_intr, depth_intr, fps=30) as w:
+            w.write(timestamp_ms, frame_number, color_rgb, depth_z16)
+        # the file is final here; w.path is where it is
+
+    ``depth_to_color`` is (R as 9 floats row-major, t as 3 floats in metres) mapping depth-camera
+    coordinates to color-camera coordinates (the SDK's ``get_extrinsics_to`` convention; the SDK
+    stores the rotation column-major, the writer converts). ``color`` or ``depth`` may be None for a
+    recording with one stream only.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        serial: str,
+        color: StreamIntrinsics | None,
+        depth: StreamIntrinsics | None,
+        fps: int,
+        depth_scale: float = 0.001,
+        depth_to_color: tuple = IDENTITY_EXTRINSICS,
+        name: str = "Intel RealSense D435 (simulated)",
+    ):
+        import pyrealsense2 as rs
+
+        if color is None and depth is None:
+            raise ValueError("a recording needs a color or a depth stream (both are None)")
+        path = Path(path)
+        if path.suffix != ".db3":
+            # pyrealsense2 2.59 writes rosbag2 sqlite whatever the extension; name it for what it is.
+            log.warning("%s: pyrealsense2 records .db3 only; writing %s", path, path.with_suffix(".db3"))
+            path = path.with_suffix(".db3")
+        self.path = path
+        self.serial = str(serial)
+        self.fps = int(fps)
+        self.depth_scale = float(depth_scale)
+        self.color_intrinsics = color
+        self.depth_intrinsics = depth
+        self._tmp = path.with_name(f".{path.stem}.partial.db3")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in (self._tmp, Path(str(self._tmp) + "-journal")):
+            if stale.exists():
+                stale.unlink()
+        self.frames_written = 0
+
+        dev = rs.software_device()
+        dev.register_info(rs.camera_info.serial_number, self.serial)
+        dev.register_info(rs.camera_info.name, name)
+        dev.register_info(rs.camera_info.product_line, "D400")
+        self._sensors = []  # (sensor, profile) kept alive as long as the recorder
+        self._depth = self._color = None
+        uid = 0
+        if depth is not None:
+            sensor = dev.add_sensor("Stereo Module")
+            stream = rs.video_stream()
+            stream.type, stream.index, stream.uid = rs.stream.depth, 0, uid
+            stream.width, stream.height, stream.fps = depth.width, depth.height, self.fps
+            stream.bpp, stream.fmt, stream.intrinsics = 2, rs.format.z16, depth.to_rs()
+            profile = sensor.add_video_stream(stream)
+            # Read-only option: playback reports it as the sensor's depth scale.
+            sensor.add_read_only_option(rs.option.depth_units, self.depth_scale)
+            self._depth = (sensor, profile.as_video_stream_profile())
+            uid += 1
+        if color is not None:
+            sensor = dev.add_sensor("RGB Camera")
+            stream = rs.video_stream()
+            stream.type, stream.index, stream.uid = rs.stream.color, 0, uid
+            stream.width, stream.height, stream.fps = color.width, color.height, self.fps
+            stream.bpp, stream.fmt, stream.intrinsics = 3, rs.format.rgb8, color.to_rs()
+            profile = sensor.add_video_stream(stream)
+            self._color = (sensor, profile.as_video_stream_profile())
+        if self._depth is not None and self._color is not None:
+            R = np.asarray(depth_to_color[0], dtype=float).reshape(3, 3)
+            t = np.asarray(depth_to_color[1], dtype=float).reshape(3)
+            ext = rs.extrinsics()
+            ext.rotation = [float(v) for v in R.T.ravel()]  # librealsense stores R column-major
+            ext.translation = [float(v) for v in t]
+            self._depth[1].register_extrinsics_to(self._color[1], ext)
+            inv = rs.extrinsics()
+            inv.rotation = [float(v) for v in R.ravel()]  # (R^T) column-major == R row-major
+            inv.translation = [float(v) for v in -R.T @ t]
+            self._color[1].register_extrinsics_to(self._depth[1], inv)
+        self._device = dev
+        # The recorder must exist before the sensors open: it wraps them to capture every frame.
+        self._recorder = rs.recorder(str(self._tmp), dev)
+        self._rs = rs
+        for pair in (self._depth, self._color):
+            if pair is not None:
+                pair[0].open(pair[1])
+                pair[0].start(lambda frame: None)
+                self._sensors.append(pair)
+
+    def __enter__(self) -> "RealSenseRecordingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(keep=exc_type is None)
+
+    def write(
+        self,
+        timestamp_ms: float,
+        frame_number: int,
+        color: np.ndarray | None,
+        depth: np.ndarray | None,
+    ) -> None:
+        """Record one frame of each given stream with a global-time timestamp (ms) and frame number.
+
+        ``color`` (H, W, 3) uint8 RGB, ``depth`` (H, W) uint16 in units of ``depth_scale``; pass None
+        to skip a stream for this frame (a dropped frame).
+        """
+        if self._recorder is None:
+            raise RecordingError(f"{self.path}: writer already closed")
+        rs = self._rs
+        for image, pair, intr, bpp, shape, dtype, label in (
+            (depth, self._depth, self.depth_intrinsics, 2, 2, np.uint16, "depth"),
+            (color, self._color, self.color_intrinsics, 3, 3, np.uint8, "color"),
+        ):
+            if image is None:
+                continue
+            if pair is None:
+                raise ValueError(f"{self.path}: the recording has no {label} stream")
+            expected = (intr.height, intr.width) + ((3,) if shape == 3 else ())
+            if image.shape != expected or image.dtype != dtype:
+                raise ValueError(
+                    f"{label} frame must be {expected} {np.dtype(dtype).name}, got {image.shape} {image.dtype}"
+                )
+            frame = rs.software_video_frame()
+            frame.pixels = np.ascontiguousarray(image)
+            frame.bpp = bpp
+            frame.stride = bpp * intr.width
+            frame.timestamp = float(timestamp_ms)
+            frame.domain = rs.timestamp_domain.global_time
+            frame.frame_number = int(frame_number)
+            frame.profile = pair[1]
+            if label == "depth":
+                frame.depth_units = self.depth_scale
+            pair[0].on_video_frame(frame)
+        self.frames_written += 1
+
+    def close(self, keep: bool = True) -> Path:
+        """Stop the sensors, destroy the recorder (which finalizes the file) and move it into place.
+
+        With ``keep=False`` (an exception inside the ``with`` block) the partial file is removed.
+        """
+        if self._recorder is None:
+            return self.path
+        for sensor, _ in self._sensors:
+            sensor.stop()
+            sensor.close()
+        self._sensors.clear()
+        self._recorder = None  # the file is flushed and closed when the recorder is destroyed
+        self._depth = self._color = None
+        self._device = None
+        import gc
+
+        gc.collect()
+        if keep:
+            os.replace(self._tmp, self.path)
+        elif self._tmp.exists():
+            self._tmp.unlink()
+        return self.path
+
+
+def write_test_pattern(
+    path: str | os.PathLike,
+    serial: str,
+    timestamps_ms: np.ndarray,
+    frame_numbers: np.ndarray,
+    size: tuple[int, int] = (640, 480),
+    fps: int = 30,
+    depth: bool = True,
+    color: bool = True,
+    depth_scale: float = 0.001,
+) -> Path:
+    """A recording of cheap synthetic frames whose pixels say which frame they are.
+
+    Color: a gradient; pixel (0, 0) holds (frame_number % 256, frame_number // 256 % 256, 7).
+    Depth: ``1000 + frame_number % 1000`` units everywhere. For tests and benchmarks of the
+    readers and the synchronizer (the simulator renders real scenes).
+    """
+    w, h = size
+    intr = StreamIntrinsics(w, h, 0.96 * w, 0.96 * w, w / 2, h / 2)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 1] = (np.arange(w) * 255 // max(w - 1, 1)).astype(np.uint8)[None, :]
+    z = np.empty((h, w), np.uint16)
+    with RealSenseRecordingWriter(path, serial, intr if color else None, intr if depth else None, fps,
+                                  depth_scale=depth_scale) as writer:
+        for t, n in zip(np.asarray(timestamps_ms, float), np.asarray(frame_numbers, np.int64)):
+            rgb[0, 0] = (n % 256, n // 256 % 256, 7)
+            z[:] = 1000 + n % 1000
+            writer.write(float(t), int(n), rgb if color else None, z if depth else None)
+    return writer.path

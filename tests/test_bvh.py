@@ -1,0 +1,208 @@
+"""BVH parsing, forward kinematics and retargeting: known answers on tiny files and on the CMU clip."""
+import logging
+
+import numpy as np
+import pytest
+
+from capture.errors import ConfigError, FileFormatError
+from reconstruction.simulation.bvh import (
+    bvh_canonical_joints,
+    forward_kinematics,
+    impose_bone_lengths,
+    load_bvh,
+    parse_bvh,
+    resample,
+    retarget_bvh,
+)
+from reconstruction.skeleton import Skeleton, load_skeleton
+
+TINY = """HIERARCHY
+ROOT Hips
+{
+  OFFSET 0 0 0
+  CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation
+  JOINT Arm
+  {
+    OFFSET 0 2 0
+    CHANNELS 3 Xrotation Zrotation Yrotation
+    End Site
+    {
+      OFFSET 3 0 0
+    }
+  }
+}
+MOTION
+Frames: 2
+Frame Time: 0.5
+1 2 3 0 0 0 0 0 0
+1 2 3 90 0 0 90 90 0
+"""
+
+
+def test_parse_tiny_file():
+    bvh = parse_bvh(TINY, "tiny.bvh")
+    assert bvh.joint_names == ("Hips", "Arm", "Arm_end")
+    assert list(bvh.parents) == [-1, 0, 1]
+    assert bvh.channels[1] == ("Xrotation", "Zrotation", "Yrotation")
+    assert bvh.motion.shape == (2, 9)
+    assert bvh.fps == pytest.approx(2.0)
+    np.testing.assert_allclose(bvh.offsets[2], [3, 0, 0])
+
+
+def test_forward_kinematics_known_answer():
+    positions, rotations = forward_kinematics(parse_bvh(TINY))
+    # frame 0: rest pose shifted by the root translation
+    np.testing.assert_allclose(positions[0], [[1, 2, 3], [1, 4, 3], [4, 4, 3]], atol=1e-12)
+    # frame 1: root Rz(90) maps the arm offset (0, 2, 0) to (-2, 0, 0); the arm's local rotation is
+    # Rx(90) @ Rz(90) (file order), applied after the root's: end = arm + Rz90 Rx90 Rz90 (3, 0, 0).
+    rz = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    rx = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0.0]])
+    arm = np.array([1, 2, 3]) + rz @ [0, 2, 0]
+    end = arm + rz @ rx @ rz @ [3, 0, 0]
+    np.testing.assert_allclose(positions[1, 1], arm, atol=1e-12)
+    np.testing.assert_allclose(positions[1, 2], end, atol=1e-12)
+    np.testing.assert_allclose(rotations[1, 1], rz @ rx @ rz, atol=1e-12)
+
+
+def test_truncated_and_invalid_files(tmp_path, caplog):
+    truncated = TINY.rsplit("\n", 2)[0] + "\n1 2 3 90\n"  # second frame cut short
+    with caplog.at_level(logging.WARNING):
+        bvh = parse_bvh(truncated, "cut.bvh")
+    assert bvh.num_frames == 1
+    assert "truncated" in caplog.text
+    with pytest.raises(FileFormatError, match="not a BVH"):
+        parse_bvh("hello", "x.bvh")
+    with pytest.raises(FileFormatError, match="no MOTION"):
+        parse_bvh(TINY.split("MOTION")[0], "x.bvh")
+    with pytest.raises(FileFormatError, match="line 5"):
+        parse_bvh(TINY.replace("CHANNELS 6", "CHANNELS 5"), "x.bvh")
+    with pytest.raises(FileFormatError, match="not found"):
+        load_bvh(tmp_path / "missing.bvh")
+
+
+def test_impose_bone_lengths_keeps_directions(rng):
+    skeleton = Skeleton("chain", ("a", "b", "c", "d"), (("a", "b"), ("b", "c"), ("c", "d")), non_rigid=(("c", "d"),))
+    xyz = rng.normal(size=(5, 4, 3))
+    out = impose_bone_lengths(xyz, skeleton, [0.3, 0.5, np.nan])
+    lengths = skeleton.bone_lengths(out)
+    np.testing.assert_allclose(lengths[:, :2], np.tile([0.3, 0.5], (5, 1)), atol=1e-12)
+    for (i, j) in ((0, 1), (1, 2), (2, 3)):
+        d_in = xyz[:, j] - xyz[:, i]
+        d_out = out[:, j] - out[:, i]
+        cos = np.sum(d_in * d_out, -1) / np.linalg.norm(d_in, axis=-1) / np.linalg.norm(d_out, axis=-1)
+        np.testing.assert_allclose(cos, 1.0, atol=1e-12)
+    # the non-rigid bone keeps its own vector
+    np.testing.assert_allclose(out[:, 3] - out[:, 2], xyz[:, 3] - xyz[:, 2], atol=1e-12)
+
+
+def test_symmetric_pair_keeps_midpoint(rng):
+    skeleton = load_skeleton("coco17")
+    xyz = rng.normal(size=(3, 17, 3))
+    lengths = np.full(len(skeleton.bones), 0.25)
+    out = impose_bone_lengths(xyz, skeleton, lengths)
+    rigid = skeleton.rigid_mask
+    np.testing.assert_allclose(skeleton.bone_lengths(out)[:, rigid], 0.25, atol=1e-12)
+    hips = [skeleton.index("left_hip"), skeleton.index("right_hip")]
+    np.testing.assert_allclose(out[:, hips].mean(1), xyz[:, hips].mean(1), atol=1e-12)
+
+
+@pytest.fixture
+def cmu(shared_dir):
+    return load_bvh(shared_dir / "data" / "mocap" / "131_02.bvh")
+
+
+def test_cmu_clip_header(cmu):
+    assert cmu.num_frames == 1247
+    assert cmu.fps == pytest.approx(120.0, rel=1e-4)
+    assert "LeftKnee" in cmu.joint_names and "Head_end" in cmu.joint_names
+
+
+def test_retarget_cmu_to_coco17(cmu):
+    skeleton = load_skeleton("coco17")
+    xyz = retarget_bvh(cmu, skeleton, fps=30, num_frames=90)
+    assert xyz.shape == (90, 17, 3) and np.all(np.isfinite(xyz))
+    lengths = skeleton.bone_lengths(xyz)
+    rigid = skeleton.rigid_mask
+    # rigid bones: one fixed length per bone
+    assert np.max(np.ptp(lengths[:, rigid], axis=0)) < 1e-9
+    # the subject's lengths: thigh and shank about 0.4 m (CMU subject 131), in metres
+    assert 0.3 < lengths[0, skeleton.bones.index(("left_hip", "left_knee"))] < 0.5
+    # Z up, floor at 0: the ankles a few cm above the floor, the nose about 1.5 m up
+    name = skeleton.index
+    assert 0.03 < xyz[:, [name("left_ankle"), name("right_ankle")], 2].min() < 0.2
+    assert np.all(xyz[:, name("nose"), 2] > xyz[:, name("left_hip"), 2] + 0.2)
+    assert 1.3 < np.median(xyz[:, name("nose"), 2]) < 1.9
+    # left is left: with Z up and the person facing f, left = up x f
+    forward = xyz[:, name("nose"), :2] - 0.5 * (xyz[:, name("left_ear"), :2] + xyz[:, name("right_ear"), :2])
+    across = xyz[:, name("left_hip"), :2] - xyz[:, name("right_hip"), :2]
+    left_of_forward = np.stack([-forward[:, 1], forward[:, 0]], axis=1)
+    assert np.all(np.sum(across * left_of_forward, axis=1) > 0)
+
+
+def test_retarget_resamples_in_time(cmu):
+    skeleton = load_skeleton("coco17")
+    src = bvh_canonical_joints(cmu, skeleton.joint_names)
+    # 30 fps from 120 fps: every 4th frame (the clip's fps is 120.0005, so nearly exactly)
+    np.testing.assert_allclose(resample(src, cmu.fps, 30.0, 10), src[0:40:4], atol=1e-3)
+    xyz = retarget_bvh(cmu, skeleton, fps=30, num_frames=10, center=False)
+    moved = np.linalg.norm(np.diff(xyz[:, skeleton.index("left_ankle")], axis=0), axis=1)
+    assert np.all(moved < 0.2)  # about 3 cm per frame at 30 fps for a walk
+
+
+def test_retarget_too_long_names_the_limit(cmu):
+    with pytest.raises(ConfigError, match="at most 10.3"):
+        retarget_bvh(cmu, load_skeleton("coco17"), fps=30, num_frames=30 * 20)
+
+
+def test_retarget_height_scales(cmu):
+    skeleton = load_skeleton("coco17")
+    a = retarget_bvh(cmu, skeleton, fps=30, num_frames=5)
+    b = retarget_bvh(cmu, skeleton, fps=30, num_frames=5, height_m=2.0)
+    ratio = skeleton.bone_lengths(b)[0] / skeleton.bone_lengths(a)[0]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-9)
+    assert ratio[0] > 1.1
+
+
+MOTIONBUILDER = """HIERARCHY
+ROOT Hips
+{
+  OFFSET 0 100 0
+  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
+  JOINT LeftUpLeg
+  {
+    OFFSET 10 0 0
+    CHANNELS 3 Zrotation Xrotation Yrotation
+    End Site
+    {
+      OFFSET 0 -40 0
+    }
+  }
+  JOINT LeftShoulder
+  {
+    OFFSET 5 50 0
+    CHANNELS 3 Zrotation Xrotation Yrotation
+    JOINT LeftArm
+    {
+      OFFSET 15 0 0
+      CHANNELS 3 Zrotation Xrotation Yrotation
+      End Site
+      {
+        OFFSET 30 0 0
+      }
+    }
+  }
+}
+MOTION
+Frames: 1
+Frame Time: 0.01
+0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+"""
+
+
+def test_motionbuilder_names_map_the_shoulder_not_the_collar():
+    bvh = parse_bvh(MOTIONBUILDER, "mb.bvh")
+    xyz = bvh_canonical_joints(bvh, ["left_hip", "left_shoulder"], unit_m=0.01, up="y")
+    # Y up -> Z up: (x, y, z) -> (x, -z, y); LeftArm (not the LeftShoulder collar) is the shoulder
+    np.testing.assert_allclose(xyz[0], [[0.10, 0.0, 1.0], [0.20, 0.0, 1.5]], atol=1e-12)
+    with pytest.raises(ConfigError, match="cannot place joint 'left_knee'"):
+        bvh_canonical_joints(bvh, ["left_knee"])

@@ -1,0 +1,147 @@
+"""Sequence refinement: known-answer tests on a synthetic walking person seen by 4 cameras."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from reconstruction.bone_lengths import estimate_bone_lengths
+from reconstruction.refine import DepthObservations, RefinementConfig, refine_sequence
+from reconstruction.simulation import procedural_motion, project_truth, simulate_detections
+from reconstruction.skeleton import load_skeleton
+from reconstruction.triangulation import triangulate
+
+FPS = 30.0
+
+
+@pytest.fixture(scope="module")
+def skeleton():
+    return load_skeleton("coco17")
+
+
+def _case(rig, skeleton, T=120, noise=3.0, outliers=0.0, occlusion=0.0, seed=5):
+    rng = np.random.default_rng(seed)
+    truth = procedural_motion(skeleton, T, FPS, rng)
+    true2d = project_truth(truth, rig, occlusion, rng, skeleton if occlusion else None)
+    kp = simulate_detections(true2d, noise_px=noise, outlier_rate=outliers, rng=rng)
+    return truth, kp, triangulate(kp, rig)
+
+
+def _mpjpe(xyz, truth):
+    return float(np.nanmean(np.linalg.norm(xyz - truth, axis=-1)))
+
+
+def _bone_std(xyz, skeleton):
+    return float(np.nanmean(np.nanstd(skeleton.bone_lengths(xyz)[:, skeleton.rigid_mask], axis=0)))
+
+
+def test_refinement_lowers_error_and_bone_length_spread(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton)
+    ref = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(), fps=FPS)
+    assert type(ref) is type(tri)
+    assert _mpjpe(ref.xyz, truth) < 0.6 * _mpjpe(tri.xyz, truth)
+    assert _bone_std(tri.xyz, skeleton) > 0.008
+    assert _bone_std(ref.xyz, skeleton) < 0.0015
+    assert ref.reproj_error_px.shape == (len(truth), skeleton.num_joints)
+    assert ref.covariance.shape == truth.shape + (3,)
+    assert np.all(np.linalg.eigvalsh(ref.covariance) > 0)
+    # the refined reprojection error stays at the noise level (3 px), it is not fitted to zero
+    assert 1.5 < np.nanmedian(ref.reproj_error_px) < 6.0
+
+
+@pytest.mark.parametrize("loss", ["huber", "cauchy", "linear"])
+def test_every_loss_refines(rig4, skeleton, loss):
+    truth, kp, tri = _case(rig4, skeleton, T=60)
+    ref = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(loss=loss), fps=FPS)
+    assert _mpjpe(ref.xyz, truth) < 0.6 * _mpjpe(tri.xyz, truth)
+
+
+def test_noiseless_sequence_stays_put(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=60, noise=0.0)
+    # weak smoothness: the exact answer; default smoothness: only its small bias (sub-millimetre)
+    loose = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(accel_sigma_m_s2=50.0), fps=FPS)
+    assert np.nanmax(np.linalg.norm(loose.xyz - truth, axis=-1)) < 5e-4
+    ref = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(), fps=FPS)
+    assert _mpjpe(ref.xyz, truth) < 1e-3
+    assert np.nanmax(np.linalg.norm(ref.xyz - truth, axis=-1)) < 6e-3
+
+
+def test_pcg_and_banded_solvers_agree(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=40)
+    a = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(solver="pcg"), fps=FPS)
+    b = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(solver="banded"), fps=FPS)
+    assert np.nanmax(np.abs(a.xyz - b.xyz)) < 2e-4
+
+
+def test_outliers_and_occlusion_complete_and_never_readmit_rejected_views(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, outliers=0.1, occlusion=0.1)
+    ref = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(), fps=FPS)
+    assert np.mean(np.isfinite(ref.xyz[..., 0])) == 1.0
+    assert _mpjpe(ref.xyz, truth) < 0.6 * _mpjpe(tri.xyz, truth)
+    assert _bone_std(ref.xyz, skeleton) < 0.002
+    # views the triangulation rejected at a joint it did triangulate are never used again
+    triangulated = np.isfinite(tri.xyz[..., 0])[:, None, :]
+    assert not np.any(ref.used & ~tri.used & triangulated)
+
+
+def test_nan_joints_filled_from_one_view_and_smoothness_long_unseen_gaps_stay_nan(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=90)
+    j_wrist, j_knee = skeleton.index("left_wrist"), skeleton.index("right_knee")
+    xyz, used = tri.xyz.copy(), tri.used.copy()
+    xyz[40:46, j_wrist] = np.nan  # triangulation failed: only one view saw it
+    used[40:46, :, j_wrist] = False
+    kp = kp.copy()
+    kp[40:46, 1:, j_wrist] = np.nan
+    xyz[20:60, j_knee] = np.nan  # unseen by every camera for 40 frames (> fill_max_gap)
+    used[20:60, :, j_knee] = False
+    kp[20:60, :, j_knee] = np.nan
+    tri = replace(tri, xyz=xyz, used=used)
+    ref = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(fill_max_gap=15), fps=FPS)
+    err = np.linalg.norm(ref.xyz[40:46, j_wrist] - truth[40:46, j_wrist], axis=-1)
+    assert np.all(err < 0.03)
+    assert np.all(ref.n_views[40:46, j_wrist] == 1)
+    assert np.all(np.isnan(ref.xyz[20:60, j_knee]))
+    assert np.all(np.isfinite(ref.xyz[:20, j_knee])) and np.all(np.isfinite(ref.xyz[60:, j_knee]))
+
+
+def test_chunks_with_overlap_match_one_chunk(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=100)
+    whole = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(chunk_frames=200), fps=FPS)
+    chunked = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(chunk_frames=40, overlap_frames=10), fps=FPS)
+    assert np.nanmean(np.linalg.norm(whole.xyz - chunked.xyz, axis=-1)) < 1e-3
+    assert abs(_mpjpe(chunked.xyz, truth) - _mpjpe(whole.xyz, truth)) < 5e-4
+
+
+def test_depth_residuals_pull_towards_measured_depth(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=60, noise=6.0)
+    z = np.stack([cam.world_to_camera(truth)[..., 2] for cam in rig4], axis=1)  # (T, V, J)
+    depth = DepthObservations(depth_m=z, sigma_m=0.002)
+    plain = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(), fps=FPS)
+    fused = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(), depth_residuals=depth, fps=FPS)
+    assert _mpjpe(fused.xyz, truth) < 0.7 * _mpjpe(plain.xyz, truth)
+
+
+def test_given_bone_lengths_are_used(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=60)
+    true_lengths = estimate_bone_lengths(truth, skeleton)
+    wrong = true_lengths.lengths_m * 1.05  # 5 % too long: the refined bones follow the given lengths
+    ref = refine_sequence(kp, rig4, skeleton, tri, RefinementConfig(), bone_lengths=wrong, fps=FPS)
+    measured = np.nanmedian(skeleton.bone_lengths(ref.xyz), axis=0)[skeleton.rigid_mask]
+    np.testing.assert_allclose(measured, wrong[skeleton.rigid_mask], atol=0.004)
+
+
+def test_bad_input_raises(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=10)
+    with pytest.raises(ValueError, match="views"):
+        refine_sequence(kp[:, :3], rig4, skeleton, tri)
+    with pytest.raises(ValueError, match="joints"):
+        refine_sequence(kp[:, :, :5], rig4, skeleton, tri)
+    with pytest.raises(ValueError):
+        RefinementConfig(loss="l2")
+
+
+def test_all_nan_input_gives_nan_not_an_error(rig4, skeleton):
+    truth, kp, tri = _case(rig4, skeleton, T=10)
+    kp = np.full_like(kp, np.nan)
+    tri = replace(tri, xyz=np.full_like(tri.xyz, np.nan), used=np.zeros_like(tri.used))
+    ref = refine_sequence(kp, rig4, skeleton, tri)
+    assert np.all(np.isnan(ref.xyz))
