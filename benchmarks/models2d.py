@@ -6,6 +6,7 @@ Times the network and its decoding on random crops (no cropping or video decodin
 warm-up. MoveNet weights from --weights-dir / $MOCAP_WEIGHTS / the user cache / ../shared/weights;
 the top-down architectures run with random weights (speed does not depend on them).
 Note the machine load (``uptime``) with the figures: other processes slow CPU numbers down.
+(Process CPU time is no help under load: OpenMP threads spin while they wait for the cores.)
 """
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _time(fn, min_time: float = 1.5, min_iters: int = 3) -> float:
+def _time(fn, min_time: float = 1.5, min_iters: int = 3) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) per call, after a warm-up."""
     fn()  # warm-up
     fn()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while n < min_iters or time.perf_counter() - t0 < min_time:
         fn()
         n += 1
-    return (time.perf_counter() - t0) / n
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
 
 def main(argv=None) -> int:
@@ -53,7 +55,8 @@ def main(argv=None) -> int:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"torch {torch.__version__}, {args.threads} CPU threads, load average {load[0]:.2f}"
           + (f", GPU {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
-    print(f"{'model':22s} {'device':5s} " + " ".join(f"{'b=' + str(b):>8s}" for b in args.batches) + "   (crops/s)")
+    print(f"{'model':22s} {'device':5s} " + " ".join(f"{'b=' + str(b):>8s}" for b in args.batches)
+          + "   (crops/s, wall clock)")
     for name in args.models:
         for dev in devices:
             try:
@@ -75,7 +78,8 @@ def main(argv=None) -> int:
                     if dev == "cuda":
                         torch.cuda.synchronize()
 
-                rates.append(b / _time(step, args.min_time))
+                wall, _ = _time(step, args.min_time)
+                rates.append(b / wall)
             print(f"{name:22s} {dev:5s} " + " ".join(f"{r:8.1f}" for r in rates))
     return 0
 

@@ -114,7 +114,7 @@ def reconstruct_two_cameras(kp, lift, rig, skeleton, cfg, fps, truth) -> dict:
         res = reconstruct_keypoints(kp[:, views], sub, skeleton, cfg, fps, lift=sub_lift)
         n = min(len(truth), len(res.xyz))
         e = np.linalg.norm(res.xyz[:n] - truth[:n], axis=-1)
-        seen = np.isfinite(kp[:n, views, :, 0]).any(axis=1)
+        seen = np.isfinite(kp[:n][:, views][..., 0]).any(axis=1)
         out[label] = (float(np.nanmean(e)), float(np.isfinite(e).mean()), float(np.isfinite(e)[seen].mean()))
     return out
 

@@ -313,6 +313,9 @@ def calibrate_from_detections(
         return CalibrationResult(Rig(tuple(cameras)), report)
 
     # --- extrinsics: PnP per (camera, frame), pose graph, bundle adjustment
+    if spec.type == "checkerboard" and len(names) > 1:
+        log.warning("a checkerboard has no orientation: two cameras may number its corners differently; "
+                    "use a ChArUco board for extrinsics")
     usable = {c: {f: d for f, d in detections[c].items() if d.found and (c, f) not in rejected_set} for c in names}
     board_poses = estimate_board_poses(intr, usable, spec, config.max_pnp_rms)
     for cam in names:

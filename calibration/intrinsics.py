@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.board import BoardSpec
-from calibration.detect import Detection
 from calibration.errors import CalibrationError
 
 log = logging.getLogger(__name__)

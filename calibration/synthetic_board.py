@@ -96,7 +96,8 @@ def render_board_view(
     # Texture resolution: about two texels per image pixel at the board's nearest corner.
     depth = np.min((spec.object_points() @ Rc.T + tc)[:, 2])
     focal = max(camera.K[0, 0], camera.K[1, 1]) * supersample
-    px_per_m = float(np.clip(2.0 * focal / max(depth, 1e-3), 200.0, 20000.0))
+    max_texture = 4096 / max(spec.size_m)  # bounded memory when the board is very close or behind
+    px_per_m = float(np.clip(2.0 * focal / max(depth, 1e-3), min(200.0, max_texture), max_texture))
     px_per_m, _, margin_px = board_scale(spec, px_per_m, margin_m=spec.square_length / 2)  # white border as on a print
     texture = render_board(spec, px_per_m=px_per_m, margin_m=spec.square_length / 2)
 

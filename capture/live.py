@@ -121,16 +121,20 @@ class LiveView:
         fps: the cameras' rate (frames within half a period of the reference form a set).
         sink: where each result goes (``log(frameset, xyz, latency_ms)``, ``close()``), or None.
         preview: show each view's color image in an OpenCV window (needs a display).
+        yield_when: called before each frame set; while it returns True (e.g. the recording's writer
+            queues are filling up) the live view skips frame sets, leaving the CPU to the recording.
     """
 
     def __init__(self, serials: Sequence[str], stages: Sequence[Stage], fps: float, sink=None, preview: bool = False,
-                 offsets_ms: Sequence[float] | None = None):
+                 yield_when: Callable[[], bool] | None = None):
         self.serials = [str(s) for s in serials]
         self.view = {s: v for v, s in enumerate(self.serials)}
         self.stages = list(stages)
         self.fps = float(fps)
         self.sink = sink
         self.preview = preview
+        self.yield_when = yield_when
+        self.yielded = 0
         self.tolerance_ms = 500.0 / self.fps
         self._recent = [collections.deque(maxlen=4) for _ in self.serials]
         self._cond = threading.Condition()
@@ -193,6 +197,10 @@ class LiveView:
             frameset = self._take()
             if frameset is None:
                 return
+            if self.yield_when is not None and self.yield_when():
+                self.skipped += 1  # the recording comes first
+                self.yielded += 1
+                continue
             latency = {}
             out = None
             try:
@@ -262,6 +270,7 @@ class LiveView:
             "camera_fps": self.fps,
             "processed": self.processed,
             "skipped": self.skipped,
+            "skipped_for_recording": self.yielded,
             "reference_frames": self.references,
             "errors": self.errors,
             "latency_ms": stats,

@@ -196,7 +196,7 @@ def read_recording_info(path: str | Path) -> RecordingInfo:
         raise RecordingError(f"{path}: the recording has no streams")
 
     def info_of(key):
-        return getattr(device, "get_info")(key) if device.supports(key) else ""
+        return device.get_info(key) if device.supports(key) else ""
 
     extr = None
     if "depth" in profiles and "color" in profiles:

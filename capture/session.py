@@ -52,20 +52,23 @@ _OWN_PATTERNS = ("*.db3", ".*.partial.db3", ".*.partial.db3-journal", MANIFEST_N
                  "rig.yaml", "ground_truth.npz", "live_3d.rrd", "live_3d.npz", "capture.yaml")
 
 
-def prepare_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def prepare_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, create: bool = True) -> Path:
     """Create ``out_dir``; refuse one that exists and is not empty unless ``overwrite`` (which removes
-    only the files a session writes)."""
+    only the files a session writes). ``create=False`` only checks (nothing is touched)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise ConfigError(f"{out}: folder exists and is not empty; choose a new --out or pass --overwrite")
+        if not create:
+            return out
         for pattern in _OWN_PATTERNS:
             for path in out.glob(pattern):
                 if path.is_file():
                     path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -286,10 +289,11 @@ class CaptureSession:
         self.extra = dict(extra or {})
         self.health = [CameraHealth(s.serial) for s in self.sources]
         self._stop = threading.Event()
-        self._reason_lock = threading.Lock()
+        self._reason_lock = threading.RLock()  # re-entrant: a signal handler may call stop() inside stop()
         self.status = "recording"
         self.reason: str | None = None
         self._t_start = None
+        self._queues: list[queue.Queue] = []
         self.manifest_path = self.out_dir / MANIFEST_NAME
 
     # ------------------------------------------------------------------------------------------ control
@@ -299,6 +303,10 @@ class CaptureSession:
             if self.reason is None:
                 self.status, self.reason = status, reason
         self._stop.set()
+
+    def backlog(self) -> float:
+        """Fullest writer queue, as a fraction of its size (0: the writers keep up)."""
+        return max((q.qsize() / q.maxsize for q in self._queues), default=0.0)
 
     @property
     def stopping(self) -> bool:
@@ -416,6 +424,7 @@ class CaptureSession:
             for v, (source, writer) in enumerate(zip(self.sources, writers)):
                 q = queue.Queue(maxsize=self.config.queues.writer_frames)
                 queues.append(q)
+                self._queues.append(q)
                 threads.append(threading.Thread(target=self._acquire, args=(v, source, q), name=f"acquire-{source.serial}", daemon=True))
                 threads.append(threading.Thread(target=self._write, args=(v, writer, q), name=f"write-{source.serial}", daemon=True))
             for t in threads:
@@ -487,6 +496,7 @@ class CaptureSession:
                 "recorder_drops": (None if not h.frames_in_file else
                                    int(h.frames_written - min(h.frames_in_file.values()))),
                 "max_queue_frames": h.max_queue,
+                "device_queue_overflows": getattr(source, "overflow_drops", None),
                 "frame_number_gaps": {"count": len(h.gaps), "frames_missing": int(sum(g[1] for g in h.gaps)),
                                       "gaps": [{"after": int(a), "missing": int(m)} for a, m in h.gaps[:200]]},
                 "first_frame_number": h.frame_numbers[0] if h.frame_numbers else None,

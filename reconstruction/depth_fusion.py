@@ -487,6 +487,7 @@ def fuse(
     T, J, _ = tri_xyz.shape
     floor = cfg.triangulation_sigma_floor_m**2 * np.eye(3)
     tri_ok = np.all(np.isfinite(tri_xyz), axis=-1)
+    tri_finite = tri_ok
     if tri_cov is None:
         tri_cov = np.broadcast_to(floor, (T, J, 3, 3)).copy()
     else:
@@ -509,7 +510,14 @@ def fuse(
     with _quiet_nan_warnings():
         med = np.nanmedian(np.where(d_ok[..., None], depth_points, np.nan), axis=1)  # (T, J, 3)
     dist = np.linalg.norm(depth_points - med[:, None], axis=-1)
-    accept_med = d_ok & ~tri_ok[:, None] & (np.nan_to_num(dist, nan=np.inf) <= cfg.gate_distance_m)
+    near_med = d_ok & (np.nan_to_num(dist, nan=np.inf) <= cfg.gate_distance_m)
+    # A triangulated point that every depth point rejects while at least two depth points agree
+    # with each other is a wrong triangulation (outliers in two views): depth replaces it.
+    overruled = tri_ok & ~accept_tri.any(axis=1) & (near_med.sum(axis=1) >= 2) & (
+        np.linalg.norm(np.nan_to_num(med) - tri_xyz, axis=-1) > cfg.gate_distance_m)
+    tri_ok = tri_ok & ~overruled
+    accept_tri &= tri_ok[:, None]
+    accept_med = near_med & ~tri_ok[:, None]
     used = accept_tri | accept_med
     if cfg.temporal_window > 0 and cfg.temporal_gate_m > 0:
         # Temporal consistency for the joints depth alone reconstructs.
@@ -527,7 +535,7 @@ def fuse(
             along = (ray[..., :, None] * ray[..., None, :]) / np.asarray(var_ray)[..., None, None]
         rank1 = used & tri_ok[:, None] & np.isfinite(np.asarray(var_ray)) & (np.asarray(var_ray) > 0)
         d_info = np.where(rank1[..., None, None], np.nan_to_num(along), d_info)
-    t_info = _safe_inv(tri_cov, tri_ok)
+    t_info = _safe_inv(tri_cov, tri_ok)  # an overruled triangulation gets no weight
     all_points = np.concatenate([depth_points, tri_xyz[:, None]], axis=1)
     all_info = np.concatenate([d_info, t_info[:, None]], axis=1)
     xyz, cov = _info_fuse(all_points, all_info, axis=1)
@@ -536,7 +544,9 @@ def fuse(
     raw_depth, _ = _info_fuse(depth_points, _safe_inv(depth_cov, d_ok), axis=1)
     disagreement = np.linalg.norm(raw_depth - tri_xyz, axis=-1)
     n_depth = used.sum(axis=1)
-    depth_only_joints = int(np.sum(~tri_ok & (n_depth > 0)))
+    depth_only_joints = int(np.sum(~tri_finite & (n_depth > 0)))
+    if overruled.any():
+        log.info("depth overruled %d triangulated joints (all depth points disagreed with them)", int(overruled.sum()))
     return FusionResult(
         xyz=xyz, covariance=cov, disagreement_m=disagreement, depth_used=used, n_depth=n_depth,
         depth_only=depth_only, depth_only_covariance=depth_only_cov, depth_only_joints=depth_only_joints,

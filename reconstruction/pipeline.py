@@ -61,8 +61,8 @@ class Model2DConfig:
         batch_size: crops per forward pass.
         flip_test: average with the horizontally mirrored crop (slower, a little more precise).
         detector: person boxes where tracking has none (first frame, person lost): ``multipose``
-            (MoveNet MultiPose on the whole frame), ``depth`` (depth foreground, RGB-D only) or
-            ``full`` (the whole frame).
+            (MoveNet MultiPose on the whole frame; the whole frame where its weights are absent)
+            or ``full`` (the whole frame).
     """
 
     name: str = "movenet-thunder"
@@ -73,8 +73,8 @@ class Model2DConfig:
     detector: str = "multipose"
 
     def __post_init__(self):
-        if self.detector not in ("multipose", "depth", "full"):
-            raise ValueError(f"detector must be multipose, depth or full, got {self.detector!r}")
+        if self.detector not in ("multipose", "full"):
+            raise ValueError(f"detector must be multipose or full, got {self.detector!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
@@ -145,6 +145,34 @@ def config_to_yaml(cfg: ReconstructionConfig) -> str:
     import yaml
 
     return yaml.safe_dump(to_plain(cfg), sort_keys=False, default_flow_style=None)
+
+
+_DEFAULTS_HEADER = """\
+# Offline reconstruction (`mocap reconstruct --config FILE`): the documented defaults.
+#
+# Every stage reads only its own section; a key left out keeps the default of that stage's
+# dataclass, and an unknown key is an error naming this file and the key. The resolved config is
+# written next to every output as reconstruction.yaml. See docs/pipeline.md.
+# Regenerate after a stage's defaults change: python -m reconstruction.pipeline
+#
+# skeleton        output skeleton of the 2D model (coco17 for MoveNet)
+# chunk_frames    frame sets in memory at once (depth of a chunk; 2D cache granularity)
+# refine, filter  run the sequence refinement / the temporal filter
+# model2d         reconstruction/pipeline.py Model2DConfig (name: `mocap models list`)
+# boxes           reconstruction/models2d/boxes.py BoxConfig
+# triangulation   reconstruction/triangulation.py TriangulationConfig
+# depth_fusion    reconstruction/depth_fusion.py DepthFusionConfig (RGB-D views only)
+# refinement      reconstruction/refine.py RefinementConfig
+# filters         reconstruction/filters.py FilterConfig
+# output          reconstruction/pipeline.py OutputConfig
+"""
+
+
+def write_default_config(path: str | Path = DEFAULT_CONFIG) -> Path:
+    """Write every default of :class:`ReconstructionConfig` as YAML (configs/reconstruction.yaml)."""
+    from reconstruction.outputs import atomic_write_text
+
+    return atomic_write_text(Path(path), _DEFAULTS_HEADER + config_to_yaml(ReconstructionConfig()))
 
 
 # --- the pure part ---------------------------------------------------------------------------------
@@ -446,10 +474,11 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
         cap.release()
 
 
-def iterate_frames(session: Session) -> Iterator[Frames]:
+def iterate_frames(session: Session, keep_color: bool = True) -> Iterator[Frames]:
     """Frame sets of the session in time order: the recordings synchronized by capture.stream, the
     videos by frame index alongside (a video's frame ``i`` = the ``i``-th frame set); a view whose
-    file has ended is absent (None) for the rest of the session."""
+    file has ended is absent (None) for the rest of the session. ``keep_color=False`` drops the
+    colour images (depth-only consumers keep less in memory)."""
     rec_idx = [i for i, v in enumerate(session.views) if v.kind == "recording"]
     vid_idx = [i for i, v in enumerate(session.views) if v.kind == "video"]
     V = len(session.views)
@@ -487,6 +516,8 @@ def iterate_frames(session: Session) -> Iterator[Frames]:
             stamps[i] = k * 1000.0 / session.fps
         if not alive:
             return
+        if not keep_color:
+            color = [None] * V
         yield Frames(tuple(color), tuple(depth), scale, present, stamps)
         k += 1
 
@@ -763,7 +794,7 @@ def reconstruct_session(
         total = max((v.num_frames for v in session.views), default=0) or None
         bar = tqdm(total=total, desc="frame sets", unit="set", disable=not progress, leave=False)
         start = 0
-        frames_iter = iterate_frames(session)
+        frames_iter = iterate_frames(session, keep_color=pre_kp is None)
         any_depth = False
         t_read = time.perf_counter()
         for ci, chunk in enumerate(_chunks(frames_iter, cfg.chunk_frames)):
@@ -901,3 +932,7 @@ def write_outputs(out_dir: Path, result: SequenceResult, kp: np.ndarray, rig, sk
                 w.abort()
             raise
     return files
+
+
+if __name__ == "__main__":  # python -m reconstruction.pipeline: regenerate configs/reconstruction.yaml
+    print(write_default_config())

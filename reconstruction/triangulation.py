@@ -13,7 +13,9 @@ Method (``method="robust"``, the default):
    confident detections are noisier.
 2. Fast path: the weighted linear solve with every view. Where every view's reprojection error is
    inside its gate (inside half of it when fewer than 5 views, so that a moderate outlier cannot
-   hide by pulling the solution), this is the answer: most points of a clean recording.
+   hide by pulling the solution), this is the answer: most points of a clean recording. With more
+   than 5 views, two rounds of iteratively reweighted least squares (Cauchy weights at the gate)
+   follow, kept where a strict majority of at least 5 views ends inside its gate.
 3. Consensus for the other points: the two-view midpoint of every pair among the point's 3
    best-scored views, each scored in every view with a truncated quadratic of its gated error
    (MSAC, one vote per view); the best gives the inliers. Where that finds no strict majority,
@@ -44,10 +46,13 @@ from typing import Literal
 
 import numpy as np
 
+from calibration.camera import distort_normalized
+
 log = logging.getLogger(__name__)
 
 _FAST_PATH_GATE = 0.5  # all views within this fraction of their gate: the all-view solve is kept
 _FAST_PATH_MANY_VIEWS = 5  # from this many agreeing views, one outlier cannot pull the solution far
+_CHUNK_DETECTIONS = 1_000_000  # T * V * J per solved chunk (a few hundred MB of temporaries at most)
 _MIN_RELATIVE_DET = 1e-12  # det(M) / trace(M)^3 below this: rays (nearly) parallel -> NaN
 
 
@@ -167,8 +172,20 @@ def _solve_sym3(m: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     inverse = np.stack([A00, A01, A02, A11, A12, A22]) * inv_det
     i00, i01, i02, i11, i12, i22 = inverse
     r0, r1, r2 = rhs
-    x = np.stack([i00 * r0 + i01 * r1 + i02 * r2, i01 * r0 + i11 * r1 + i12 * r2, i02 * r0 + i12 * r1 + i22 * r2], axis=-1)
+    x = np.stack(
+        [i00 * r0 + i01 * r1 + i02 * r2, i01 * r0 + i11 * r1 + i12 * r2, i02 * r0 + i12 * r1 + i22 * r2], axis=-1
+    )
     return x, inverse
+
+
+def _project(cam, X: np.ndarray) -> np.ndarray:
+    """``cam.project`` (world (N, 3) -> distorted pixels (N, 2)) without BLAS; NaN behind the camera."""
+    Xc = np.einsum("ni,ji->nj", X, cam.R) + cam.t
+    z = Xc[:, 2:3]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xy = np.where(z > 0, Xc[:, :2] / z, np.nan)
+    xy = distort_normalized(xy, cam.dist)
+    return np.einsum("ni,ji->nj", xy, cam.K[:2, :2]) + cam.K[:2, 2]
 
 
 def _sym6_to_full(m6: np.ndarray) -> np.ndarray:
@@ -211,7 +228,7 @@ class _Views:
         # World ray directions R^T (x, y, 1), unit length, and d . C.
         h = np.empty((V, N, 3))
         h[..., 0], h[..., 1], h[..., 2] = self.x, self.y, 1.0
-        d = np.matmul(h, self.R)  # row vectors h R = (R^T h)^T, one small GEMM per view
+        d = np.einsum("vni,vij->vnj", h, self.R)  # row vectors h R = (R^T h)^T
         d *= (1.0 / np.sqrt(1.0 + self.x * self.x + self.y * self.y))[..., None]  # |R^T h| = |h|
         self.d = d  # (V, N, 3)
         self.dC = np.einsum("vni,vi->vn", d, self.C)
@@ -230,15 +247,16 @@ class _Views:
 
     def depth(self, X: np.ndarray) -> np.ndarray:
         """Depth (V, ...) of points X (..., 3) in every camera."""
-        return np.moveaxis(X @ self.R[:, 2, :].T + self.t[:, 2], -1, 0)
+        return np.moveaxis(np.einsum("...i,vi->...v", X, self.R[:, 2, :]) + self.t[:, 2], -1, 0)
 
     def errors(self, X: np.ndarray) -> np.ndarray:
         """Pixel reprojection error (V, ..., N) of points X (..., N, 3) against every view's detection
         (undistorted, scaled by the focal length); NaN behind the camera."""
         lead = X.shape[:-1]
         Xt = np.ascontiguousarray(X.reshape(-1, 3).T)  # (3, M)
-        # One GEMM for every view: rows (v, axis) of the camera coordinates, each contiguous.
-        Xc = (self.R.reshape(-1, 3) @ Xt + self.t.reshape(-1, 1)).reshape((self.V, 3) + lead)
+        # Rows (v, axis) of the camera coordinates, each contiguous. Products with a 3-long inner
+        # axis stay out of BLAS (einsum): its threads only add contention on a busy machine.
+        Xc = (np.einsum("ki,im->km", self.R.reshape(-1, 3), Xt) + self.t.reshape(-1, 1)).reshape((self.V, 3) + lead)
         z = Xc[:, 2]
         with np.errstate(invalid="ignore", divide="ignore"):
             iz = np.where(z > 1e-9, 1.0 / z, np.nan)
@@ -265,7 +283,7 @@ class _Views:
             -np.einsum("vn,vn->n", wd[..., 1], d[..., 2]),
             W - np.einsum("vn,vn->n", wd[..., 2], d[..., 2]),
         ])
-        rhs = (w.T @ self.C).T - np.einsum("vni,vn->in", wd, self.dC)
+        rhs = np.einsum("vn,vi->in", w, self.C) - np.einsum("vni,vn->in", wd, self.dC)
         X, _ = _solve_sym3(m, rhs)
         return X
 
@@ -287,7 +305,7 @@ class _Views:
             if not wv.any():
                 continue
             R = self.R[v]
-            Xc = X0 @ R.T + self.t[v]
+            Xc = np.einsum("ni,ji->nj", X0, R) + self.t[v]
             z = Xc[:, 2]
             with np.errstate(invalid="ignore", divide="ignore"):
                 g = np.where(z > 1e-9, self.focal[v] / z, 0.0)
@@ -321,6 +339,11 @@ def triangulate(keypoints2d: np.ndarray, rig, cfg: TriangulationConfig = Triangu
     T, V, J, _ = kp.shape
     if V != len(rig):
         raise ValueError(f"keypoints have {V} views but the rig has {len(rig)} cameras ({', '.join(rig.names)})")
+    chunk = max(1, _CHUNK_DETECTIONS // max(V * J, 1))
+    if T > chunk:  # long recordings: bounded memory, chunks of frames solved one after the other
+        parts = [triangulate(kp[i : i + chunk], rig, cfg) for i in range(0, T, chunk)]
+        return Triangulation3D(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
+            "xyz", "reproj_error_px", "n_views", "used", "residual_px", "covariance")))
     N = T * J
     flat = np.ascontiguousarray(np.moveaxis(kp, 1, 0)).reshape(V, N, 3)
     views = _Views(flat, rig, cfg)
@@ -337,7 +360,8 @@ def triangulate(keypoints2d: np.ndarray, rig, cfg: TriangulationConfig = Triangu
     # Covariance: inverse of the information matrix sum_v (s_v / sigma^2) J_v^T J_v. Points whose
     # 1-sigma uncertainty exceeds max_uncertainty_m (nearly parallel or opposite rays) are dropped.
     finite = np.all(np.isfinite(X), axis=-1)
-    info, _ = views.normal_equations(X, np.where(used & finite[None], views.s, 0.0) / cfg.pixel_sigma_px**2, with_gradient=False)
+    weights = np.where(used & finite[None], views.s, 0.0) / cfg.pixel_sigma_px**2
+    info, _ = views.normal_equations(X, weights, with_gradient=False)
     _, cov6 = _solve_sym3(info, np.zeros((3, N)))
     with np.errstate(invalid="ignore"):
         too_uncertain = finite & ~(np.sqrt(cov6[0] + cov6[3] + cov6[5]) <= cfg.max_uncertainty_m)
@@ -353,7 +377,7 @@ def triangulate(keypoints2d: np.ndarray, rig, cfg: TriangulationConfig = Triangu
     for v, cam in enumerate(rig):
         m = detected[v] & finite
         if m.any():
-            diff = cam.project(X[m]) - flat[v, m, :2]
+            diff = _project(cam, X[m]) - flat[v, m, :2]
             residual_px[v, m] = np.sqrt(np.einsum("ni,ni->n", diff, diff))
     n_used = used.sum(axis=0)
     with np.errstate(invalid="ignore"):
@@ -385,7 +409,8 @@ def _robust_solve(views: _Views, cfg: TriangulationConfig) -> tuple[np.ndarray, 
     V, N = views.V, views.N
     valid = views.valid
     # Per-view gate: less confident detections are noisier, so their gate widens as score^(-power/2).
-    tau = float(cfg.reproj_threshold_px) / np.clip(np.where(valid, views.score, 1.0), 1e-3, 1.0) ** (cfg.gate_score_power / 2)
+    clipped = np.clip(np.where(valid, views.score, 1.0), 1e-3, 1.0)
+    tau = float(cfg.reproj_threshold_px) / clipped ** (cfg.gate_score_power / 2)
     # Fast path: the weighted solve with every valid view. Where every view is inside its gate
     # (and, when they are few, inside half of it, so that a moderate outlier cannot hide by pulling
     # the solution of few views), this is the answer.
@@ -450,7 +475,9 @@ def _robust_solve(views: _Views, cfg: TriangulationConfig) -> tuple[np.ndarray, 
     return X, used
 
 
-def _consensus(views: _Views, tau: np.ndarray, cfg: TriangulationConfig, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _consensus(
+    views: _Views, tau: np.ndarray, cfg: TriangulationConfig, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pair hypotheses among the views ``order`` (K, N) of each point, MSAC scoring in every view,
     gated re-solves. Returns X (N, 3), used (V, N) and the MSAC cost (N,) of the chosen hypothesis."""
     V, N = views.V, views.N
@@ -510,7 +537,8 @@ def _refine(views: _Views, X: np.ndarray, used: np.ndarray, cfg: TriangulationCo
     """Gauss-Newton on the pixel reprojection error of the used views with a robust loss (IRLS)."""
     for _ in range(int(cfg.refine_iterations)):
         e = views.errors(np.where(np.isfinite(X), X, 0.0))
-        w = np.where(used & np.isfinite(e), views.s * _robust_weight(np.nan_to_num(e), cfg.robust_loss, cfg.robust_scale_px), 0.0)
+        robust = _robust_weight(np.nan_to_num(e), cfg.robust_loss, cfg.robust_scale_px)
+        w = np.where(used & np.isfinite(e), views.s * robust, 0.0)
         H, grad = views.normal_equations(X, w, with_gradient=True)
         step, _ = _solve_sym3(H, grad)
         X = np.where(np.isfinite(step), X - step, X)
@@ -544,7 +572,8 @@ def triangulation_summary(result: Triangulation3D, camera_names, joint_names) ->
     per_joint = {}
     finite = np.all(np.isfinite(result.xyz), axis=-1)
     for j, name in enumerate(joint_names):
-        per_joint[str(name)] = {**stats(used_res[:, :, j]), "completeness": round(float(finite[:, j].mean()), 4) if finite.size else None}
+        completeness = round(float(finite[:, j].mean()), 4) if finite.size else None
+        per_joint[str(name)] = {**stats(used_res[:, :, j]), "completeness": completeness}
     return {
         "frames": int(result.xyz.shape[0]),
         "joints": int(result.xyz.shape[1]),

@@ -101,3 +101,18 @@ def test_pose2sim_demo_intrinsics_against_qualisys(shared_dir, tmp_path, capsys)
     text = (tmp_path / "report" / "report.txt").read_text()
     for camera, image in rejected:
         assert f"{camera}/{image}" in text and image in out
+
+
+def test_calibration_config_from_yaml(tmp_path):
+    from calibration.calibrate import CalibrationConfig
+    from capture.config import load_section
+    from capture.errors import ConfigError
+
+    path = tmp_path / "calibration.yaml"
+    path.write_text("world: board\nintrinsics:\n  zero_tangent: true\n  max_image_rms: 2\nbundle:\n  loss: soft_l1\n")
+    config = load_section(CalibrationConfig, path)
+    assert config.world == "board" and config.intrinsics.zero_tangent and config.intrinsics.max_image_rms == 2.0
+    assert config.bundle.loss == "soft_l1" and config.bundle.refine_intrinsics
+    path.write_text("bundle:\n  los: huber\n")
+    with pytest.raises(ConfigError, match="calibration.yaml: bundle.*'los'"):
+        load_section(CalibrationConfig, path)

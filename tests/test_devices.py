@@ -105,3 +105,65 @@ def test_controller_from_port():
 def test_no_camera_is_a_clear_error():
     with pytest.raises(DeviceError, match="no camera found"):
         plan_capture(FakeBackend([]), capture_config_from_mapping({}))
+
+
+@pytest.mark.shared
+def test_realsense_discovery_on_a_real_d435_recording(shared_dir):
+    """The RealSense backend's discovery, run on a real D435's recording loaded as a device."""
+    from capture.devices import RealSenseBackend
+
+    backend = RealSenseBackend()
+    device = backend._ctx.load_device(str(shared_dir / "data/realsense/librealsense_single_depth_color_640x480.bag"))
+    (info,) = [i for i in backend.devices() if i.serial == "728612070259"]
+    assert info.name == "Intel RealSense D435" and info.usb_type == "3.2" and not info.usb2
+    assert {(m.stream, str(m)) for m in info.modes} == {("depth", "640x480@6"), ("color", "640x480@6")}
+    del device  # the loaded device stays listed only while referenced
+    check_modes(info, CameraConfig(fps=6))
+    with pytest.raises(DeviceError, match=r"cannot stream depth at 640x480@30; supported depth modes: 640x480@6"):
+        check_modes(info, CameraConfig())
+
+
+class _FakeSensor:
+    def __init__(self, name, depth):
+        self.name, self.depth, self.options = name, depth, {}
+
+    def is_depth_sensor(self):
+        return self.depth
+
+    def supports(self, key):
+        return True
+
+    def get_info(self, key):
+        return self.name
+
+    def set_option(self, option, value):
+        self.options[option] = value
+
+
+class _FakeDevice:
+    def __init__(self):
+        self.sensors = [_FakeSensor("Stereo Module", True), _FakeSensor("RGB Camera", False)]
+
+    def get_info(self, key):
+        return "123"
+
+    def query_sensors(self):
+        return self.sensors
+
+
+@pytest.mark.parametrize("role, mode", [("master", 1.0), ("slave", 2.0), ("none", 0.0)])
+def test_apply_options_sets_sync_global_time_and_exposure(role, mode):
+    import pyrealsense2 as rs
+
+    from capture.devices import apply_options
+
+    dev = _FakeDevice()
+    cfg = CameraConfig(exposure_us=8000, color_exposure_us=10000, emitter=False, visual_preset="high_accuracy")
+    apply_options(dev, cfg, role, SyncConfig())
+    depth, color = (s.options for s in dev.sensors)
+    assert depth[rs.option.inter_cam_sync_mode] == mode and rs.option.inter_cam_sync_mode not in color
+    assert depth[rs.option.global_time_enabled] == 1.0 and color[rs.option.global_time_enabled] == 1.0
+    assert depth[rs.option.emitter_enabled] == 0.0 and depth[rs.option.enable_auto_exposure] == 0.0
+    assert depth[rs.option.exposure] == 8000.0 and color[rs.option.exposure] == 100.0  # color unit: 100 us
+    assert depth[rs.option.visual_preset] == float(int(rs.rs400_visual_preset.high_accuracy))
+    assert color[rs.option.auto_exposure_priority] == 0.0  # the frame rate holds

@@ -189,3 +189,17 @@ def test_multipose_detector_finds_the_person(shared_dir):
     y = b[1] + kp[good, 0] * b[3]
     assert np.all((x > box[0]) & (x < box[0] + box[2]) & (y > box[1]) & (y < box[1] + box[3]))
     assert box[3] < 1920 * 0.8  # a person box, not the whole frame
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,size", [("lightning", 192), ("thunder", 256)])
+def test_cuda_float16_close_to_reference(shared_dir, name, size):
+    ref = _reference(shared_dir)
+    model = load_movenet(_weights(shared_dir, name), device="cuda")  # float16 by default on CUDA
+    assert model.half
+    hm, kp = model.predict_crops(ref[f"{name}_crops_rgb_uint8"])
+    want = ref[f"{name}_keypoints_yx_score"]
+    px = np.hypot(kp[..., 0] - want[..., 1] * size, kp[..., 1] - want[..., 0] * size)
+    good = want[..., 2] > 0.3
+    assert np.median(px[good]) < 0.5 and px[good].max() < 4.0  # float16: a few 1e-3 on the heads
+    assert np.abs(hm - ref[f"{name}_heatmaps"]).max() < 0.02

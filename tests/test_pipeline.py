@@ -140,3 +140,48 @@ def test_outputs_from_precomputed_2d(scene, tmp_path):
     again = load_reconstruction_config(tmp_path / "reconstruction.yaml")
     assert again.depth_fusion == cfg.depth_fusion and again.chunk_frames == cfg.chunk_frames
     assert _mpjpe(out.result.xyz, scene["xyz"]) < 0.02
+
+
+class _CountingModel:
+    """A stand-in 2D model: the true joints of the simulated session (plus 1 px), counting its calls."""
+
+    name = "fake"
+
+    def __init__(self, truth_kp, joint_names):
+        self.truth = truth_kp  # (T, V, J, 3)
+        self.joint_names = joint_names
+        self.calls = 0
+        self.frame = 0
+
+    def predict(self, images, boxes, flip_test=False):
+        from types import SimpleNamespace
+
+        self.calls += 1
+        kp = self.truth[min(self.frame, len(self.truth) - 1)].copy()
+        kp[..., :2] += 1.0
+        kp[..., 2] = np.where(kp[..., 2] > 0.5, 0.9, np.nan)
+        self.frame += 1
+        return SimpleNamespace(keypoints=kp)
+
+
+def test_model_path_is_chunked_and_resumable_from_the_cache(tmp_path, monkeypatch):
+    from reconstruction import pipeline
+    from reconstruction.simulation.session import SimulationConfig, simulate_session
+
+    sim = simulate_session(tmp_path / "s", SimulationConfig(cameras=2, seconds=0.3, resolution=(320, 240),
+                                                            clock_offsets_ms=(0.0, 0.0), seed=5))
+    truth = np.load(sim.ground_truth)
+    model = _CountingModel(truth["keypoints2d"], tuple(map(str, truth["joint_names"])))
+    monkeypatch.setattr(pipeline, "load_model2d", lambda name, cfg: model)
+    cfg = ReconstructionConfig(chunk_frames=4, model2d=pipeline.Model2DConfig(detector="full"),
+                               output=pipeline.OutputConfig(overlay_video=False))
+    session = pipeline.open_session([sim.out_dir], sim.rig)
+    first = reconstruct_session(session, cfg, tmp_path / "out", progress=False)
+    T = len(truth["xyz"])
+    assert model.calls >= T and first.keypoints2d.shape[0] == T  # + re-runs on a chunk's first frame
+    assert len(list((tmp_path / "out" / "cache").glob("2d_*.npz"))) == 2 * int(np.ceil(T / 4))  # per view, chunk
+    model.calls, model.frame = 0, 0
+    again = reconstruct_session(session, cfg, tmp_path / "out", progress=False)
+    assert model.calls == 0  # every chunk came from the cache
+    np.testing.assert_array_equal(again.keypoints2d, first.keypoints2d)
+    np.testing.assert_array_equal(again.result.xyz, first.result.xyz)

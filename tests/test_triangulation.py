@@ -152,6 +152,18 @@ def test_min_views_three_drops_two_view_points(rig4):
     assert np.isnan(result.xyz[:, :5]).all() and np.isfinite(result.xyz[:, 5:]).all()
 
 
+def test_long_recordings_are_solved_in_chunks_with_the_same_result(rig4, monkeypatch):
+    import reconstruction.triangulation as module
+
+    xyz, kp = _truth(rig4, frames=30)
+    kp[::3, 1, :, :2] += 90.0
+    whole = triangulate(kp, rig4)
+    monkeypatch.setattr(module, "_CHUNK_DETECTIONS", 4 * 17 * 7)  # 7 frames per chunk
+    chunked = triangulate(kp, rig4)
+    for name in ("xyz", "reproj_error_px", "n_views", "used", "residual_px", "covariance"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
 def test_summary_reports_cameras_joints_and_exclusions(rig4):
     xyz, kp = _truth(rig4, frames=6)
     kp[:, 1, :, :2] += 100.0  # camera 1 always wrong
@@ -294,3 +306,20 @@ def test_pose2sim_demo_reprojection_beats_pose2sim(shared_dir):
     index = [kp.joint_names.index(n) for n in theirs.joint_names]
     distance = np.linalg.norm(result.xyz[: theirs.num_frames, index] - theirs.xyz, axis=-1)
     assert np.nanmedian(distance) < 0.04
+
+
+def test_cli_on_the_pose2sim_demo_openpose_folder_to_c3d(shared_dir, tmp_path, capsys):
+    from reconstruction.cli import main
+    from reconstruction.points3d_io import read_points3d
+
+    session = shared_dir / "data/pose2sim_demo/S00_Demo_Session"
+    trial = session / "S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"
+    out = tmp_path / "demo.c3d"
+    code = main(["triangulate", "--calibration", str(session / "S00_Calibration/Calib.qca.txt"),
+                 "--keypoints", str(trial / "pose-associated"), "--skeleton", "body25b", "--output", str(out)])
+    assert code == 0
+    points = read_points3d(out)
+    assert points.xyz.shape == (100, 25, 3) and np.isfinite(points.xyz).mean() > 0.99
+    summary = json.loads((tmp_path / "demo.c3d.summary.json").read_text())
+    assert set(summary["per_camera"]) == {"cam_01", "cam_02", "cam_03", "cam_04"}  # folders cam01_json..
+    assert summary["reprojection_error_px"]["median_px"] < 10.7

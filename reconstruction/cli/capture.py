@@ -63,12 +63,10 @@ def render_simulated_frames(rig, fps: int, loop_seconds: float, seed: int = 0, s
             "skeleton": sk, "depth_scale": settings.depth_scale}
 
 
-def simulated_backend(num_cameras: int, config, out_dir=None):
+def simulated_backend(num_cameras: int, config):
     """A SimulatedBackend of ``num_cameras`` cameras on a ring (config.defaults sets resolution and
-    fps; config.simulation the clocks and faults), its rig and the rendered loop (see above).
-    With ``out_dir``, writes ``rig.yaml`` there."""
-    from pathlib import Path
-
+    fps; config.simulation the clocks and faults), its rig, the rendered loop (see above) and the
+    cameras' timings."""
     from capture.errors import ConfigError
     from capture.simulated_cameras import SimulatedBackend, realistic_timings
     from reconstruction.simulation.session import SimulationConfig, build_rig
@@ -85,11 +83,6 @@ def simulated_backend(num_cameras: int, config, out_dir=None):
     timings = realistic_timings(num_cameras, sim.seed, sim.max_clock_offset_ms, sim.jitter_ms, sim.drop_rate, stop)
     backend = SimulatedBackend(frames["color"], frames["depth"], frames["intrinsics"], timings,
                                serials=[c.serial for c in rig], depth_scale=frames["depth_scale"])
-    if out_dir is not None:
-        from calibration.rig_io import save_rig
-
-        out_dir = Path(out_dir)
-        save_rig(rig, out_dir / "rig.yaml", "yaml", world="simulated: metres, Z up, floor at Z = 0")
     return backend, rig, frames, timings
 
 
@@ -200,14 +193,9 @@ def build_live_stages(rig, fps: float, skeleton, detector: str = "simulated", tr
             return tri.xyz[0]
         # One (1, V, H, W) uint16 array: the lift then reads views without per-frame copies; an absent
         # view is all zeros (no depth).
-        if all(d is not None for d in depths):
-            stack = np.stack(depths)[None]
-        else:
-            stack = np.zeros((1, V) + next(d for d in depths if d is not None).shape, np.uint16)
-            for v, d in enumerate(depths):
-                if d is not None:
-                    stack[0, v] = d
-        lift = lift_keypoints_with_depth(kp, stack, depth_scale, rig, cfg=fusion_cfg, offsets_m=offsets)
+        kp_crop, crops, crop_rig = crop_depth_views(kp[0], depths, rig, fusion_cfg.window_px + 2)
+        lift = lift_keypoints_with_depth(kp_crop[None], [crops], depth_scale, crop_rig, cfg=fusion_cfg,
+                                         offsets_m=offsets)
         return fuse(tri, lift.points, lift.covariance, fusion_cfg).xyz[0]
 
     def filter_stage(fs, xyz):
@@ -217,6 +205,44 @@ def build_live_stages(rig, fps: float, skeleton, detector: str = "simulated", tr
     stages.append(("depth_fusion", fusion_stage) if depth else ("depth_fusion", lambda fs, p: p[1].xyz[0]))
     stages.append(("filter", filter_stage))
     return stages
+
+
+def crop_depth_views(kp, depths, rig, margin: int):
+    """Crop each view's depth image to its keypoints' box (+ ``margin`` px): the live depth lift then
+    reads a few thousand pixels instead of whole images. A crop is a camera whose principal point is
+    shifted by the crop's corner (distortion acts on normalized coordinates, so it is unchanged).
+
+    ``kp`` (V, J, 3), ``depths`` V images (H, W) or None. Returns the keypoints in crop pixels
+    (V, J, 3), the V crops (None where no depth or no keypoint) and the rig of cropped cameras.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from calibration.camera import Rig
+
+    kp = np.array(kp, dtype=np.float64)
+    crops, cams = [], []
+    for v, (cam, d) in enumerate(zip(rig.cameras, depths)):
+        xy = kp[v, :, :2]
+        ok = np.all(np.isfinite(xy), axis=1)
+        if d is None or not ok.any():
+            crops.append(None)
+            cams.append(cam)
+            continue
+        h, w = d.shape
+        x0 = int(np.clip(np.floor(xy[ok, 0].min()) - margin, 0, w - 1))
+        x1 = int(np.clip(np.ceil(xy[ok, 0].max()) + margin + 1, x0 + 1, w))
+        y0 = int(np.clip(np.floor(xy[ok, 1].min()) - margin, 0, h - 1))
+        y1 = int(np.clip(np.ceil(xy[ok, 1].max()) + margin + 1, y0 + 1, h))
+        crops.append(d[y0:y1, x0:x1])
+        K = cam.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        cams.append(replace(cam, K=K, image_size=(x1 - x0, y1 - y0)))
+        kp[v, :, 0] -= x0
+        kp[v, :, 1] -= y0
+    return kp, crops, Rig(tuple(cams))
 
 
 def _rig_for(rig, serials):
@@ -251,7 +277,7 @@ def run(args) -> int:
     config = load_capture_config(args.config)
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
-    out = prepare_output_dir(args.out, args.overwrite)
+    out = prepare_output_dir(args.out, args.overwrite, create=False)  # refuse early; create once checked
 
     rig = None
     frames = None
@@ -259,7 +285,7 @@ def run(args) -> int:
     if args.simulate is not None:
         print(f"rendering {config.simulation.loop_seconds:g} s of frames for {args.simulate} simulated cameras ...",
               flush=True)
-        backend, rig, frames, timings = simulated_backend(args.simulate, config, out)
+        backend, rig, frames, timings = simulated_backend(args.simulate, config)
         extra["simulation"] = {"cameras": args.simulate, **to_plain(config.simulation),
                                "clock_offsets_ms": {s: t.clock_offset_ms for s, t in zip(backend.serials, timings)},
                                "ground_truth": "ground_truth.npz"}
@@ -267,17 +293,20 @@ def run(args) -> int:
         from capture.devices import RealSenseBackend
 
         backend = RealSenseBackend()
+    from calibration.rig_io import load_rig, save_rig
+
     calibration = None
     if args.calibration:
-        from calibration.rig_io import load_rig, save_rig
-
         rig = load_rig(args.calibration)
         calibration = str(Path(args.calibration).resolve())
-        save_rig(rig, out / "rig.yaml", "yaml")
     elif args.simulate is not None:
         calibration = "rig.yaml (simulated)"
 
     plan = plan_capture(backend, config)
+    out = prepare_output_dir(args.out, args.overwrite)
+    if rig is not None:
+        world = "simulated: metres, Z up, floor at Z = 0" if args.calibration is None else ""
+        save_rig(rig, out / "rig.yaml", "yaml", world=world)
     for w in plan.warnings:
         print(f"warning: {w}")
     sources = [backend.open(p.info, p.config, p.role, config.sync) for p in plan.cameras]
@@ -308,10 +337,12 @@ def run(args) -> int:
                                            depth_scale=sources[0].depth_scale)
             sink, message = make_sink(out, skeleton.joint_names, skeleton.bone_indices)
             print(message)
-        live = LiveView(serials, stages, sources[0].fps, sink, preview=args.preview).start()
-
-    session = CaptureSession(sources, out, config, duration_s=args.duration, calibration=calibration,
-                             on_frame=live.push if live is not None else None, extra=extra)
+    session = CaptureSession(sources, out, config, duration_s=args.duration, calibration=calibration, extra=extra)
+    if args.live_3d or args.preview:
+        # the live view backs off while any writer queue is over a quarter full: recording first
+        live = LiveView(serials, stages, sources[0].fps, sink, preview=args.preview,
+                        yield_when=lambda: session.backlog() > 0.25).start()
+        session.on_frame = live.push
 
     def progress(s):
         parts = [f"{h.serial[-4:]}: {h.frames_written}/{h.frames_acquired}" + (" STOPPED" if h.stalled else "")

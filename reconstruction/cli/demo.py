@@ -99,8 +99,8 @@ def run_simulated(args) -> int:
 
 def _calibrate(sim):
     """The rig to reconstruct with, and a sentence saying where it came from."""
-    return sim.rig, ("calibration: the simulator's own rig (the simulator cannot render a moving board yet, so "
-                     "`mocap calibrate` is not run here)")
+    return sim.rig, ("calibration: the simulator's own rig (calibrating it from a simulated board takes longer than "
+                     "this demo: `mocap simulate --board` then `mocap calibrate`, see docs/calibration.md)")
 
 
 def _pose2sim_demo():
@@ -190,7 +190,7 @@ def run_real(args) -> int:
     if trc is not None:
         dist = distance_to_reference(result.result.xyz, result.skeleton, trc)
         if dist is not None:
-            print(f"median distance to Pose2Sim's own 3D ({trc.name}, common joints, best frame shift "
+            print(f"median distance to Pose2Sim's own 3D ({trc.name}, {dist['joints']} common joints, their frame = ours "
                   f"{dist['shift']:+d}): {dist['median_m'] * 1000:.0f} mm")
     print(f"outputs: {out} (points3d.npz/.trc/.c3d, quality.json, overlay_*.mp4, plot3d.png, reconstruction.yaml)")
     print(f"done in {time.perf_counter() - started:.0f} s")
@@ -199,7 +199,8 @@ def run_real(args) -> int:
 
 def distance_to_reference(xyz, skeleton, trc_path, max_shift: int = 2):
     """Median distance (m) between our joints and a reference TRC's joints of the same canonical name,
-    at the frame shift (within +-max_shift) where it is smallest; None without common joints."""
+    at the frame shift (within +-max_shift) where it is smallest; None without common joints.
+    ``shift`` is the reference's frame index minus ours for the frames compared."""
     import warnings
 
     import numpy as np
@@ -224,5 +225,5 @@ def distance_to_reference(xyz, skeleton, trc_path, max_shift: int = 2):
             warnings.simplefilter("ignore", RuntimeWarning)
             med = float(np.nanmedian(d)) if np.isfinite(d).any() else np.inf
         if best is None or med < best["median_m"]:
-            best = {"median_m": med, "shift": shift, "joints": len(pairs)}
+            best = {"median_m": med, "shift": -shift, "joints": len(pairs)}
     return best

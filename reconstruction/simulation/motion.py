@@ -176,7 +176,8 @@ def _joint_angles(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
         twist = 0.3 * np.sin(2 * np.pi * t / 4.1 + ph[k + 6])
         rot[f"{side}_upper_arm"] = _rot(0, s * raise_side) @ _rot(1, -flex) @ _rot(2, s * twist)
         rot[f"{side}_forearm"] = _rot(1, -elbow)
-        rot[f"{side}_hand"] = _rot(1, -0.2 * np.sin(2 * np.pi * t / 2.3 + ph[k + 8])) @ _rot(0, np.full_like(t, s * 0.1))
+        wrist = -0.2 * np.sin(2 * np.pi * t / 2.3 + ph[k + 8])
+        rot[f"{side}_hand"] = _rot(1, wrist) @ _rot(0, np.full_like(t, s * 0.1))
     rot["torso"] = (
         _rot(2, 0.12 * a * np.sin(gait) + 0.1 * np.sin(2 * np.pi * t / 8.0 + ph[12]))
         @ _rot(1, 0.06 + 0.08 * np.sin(2 * np.pi * t / 6.0 + ph[13]))
@@ -251,15 +252,20 @@ def procedural_motion(
         return p_world[seg] + np.einsum("tij,j->ti", R_world[seg], local)
 
     # Ground contact: lift the body so the soft minimum of the foot points' height is 0.
-    feet = np.stack([world(*points[f"{s}_{p}"])[:, 2] for s in ("left", "right") for p in ("heel", "big_toe", "small_toe")], -1)
-    tau = 0.01
-    lowest = -tau * np.log(np.sum(np.exp(-(feet - feet.min(axis=-1, keepdims=True)) / tau), axis=-1)) + feet.min(axis=-1) if num_frames else feet[:, 0]
+    feet = np.stack(
+        [world(*points[f"{s}_{p}"])[:, 2] for s in ("left", "right") for p in ("heel", "big_toe", "small_toe")], -1
+    )
+    tau = 0.01  # softness of the minimum, metres
+    low = feet.min(axis=-1, keepdims=True)
+    lowest = low[:, 0] - tau * np.log(np.sum(np.exp(-(feet - low) / tau), axis=-1))
     lift = np.stack([np.zeros_like(lowest), np.zeros_like(lowest), -lowest], axis=-1)
 
     mapping = canonical_body_map(skeleton)
     placement: list[tuple[str, np.ndarray] | None] = [points[m] if m else None for m in mapping]
     _place_unknown(skeleton, placement, dims)
-    xyz = np.stack([world(seg, local) for seg, local in placement], axis=1) if placement else np.zeros((num_frames, 0, 3))
+    if not placement:
+        return np.zeros((num_frames, 0, 3))
+    xyz = np.stack([world(seg, local) for seg, local in placement], axis=1)
     return xyz + lift[:, None, :]
 
 

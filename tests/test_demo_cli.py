@@ -1,0 +1,45 @@
+"""`mocap demo`: the built-in simulated example end to end, and the reference comparison helper."""
+import json
+
+import numpy as np
+import pytest
+
+from reconstruction.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_and_prints_its_accuracy(tmp_path, capsys):
+    # A shorter clip than the default 3 s keeps the test quick; the path is the same.
+    code = main(["demo", "--out", str(tmp_path), "--seconds", "1.0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "no photograph" in out and "simulated detections" in out
+    assert "MPJPE with depth fusion" in out and "MPJPE without depth fusion" in out
+    with_depth = float(out.split("MPJPE with depth fusion:")[1].split("mm")[0])
+    without = float(out.split("MPJPE without depth fusion:")[1].split("mm")[0])
+    assert with_depth < 25.0 and with_depth < without
+    rec = tmp_path / "reconstruction"
+    for name in ("points3d.npz", "points3d.trc", "points3d.c3d", "quality.json", "plot3d.png", "reconstruction.yaml"):
+        assert (rec / name).is_file(), name
+    assert len(list(rec.glob("overlay_*.mp4"))) == 4
+    quality = json.loads((rec / "quality.json").read_text())
+    assert quality["completeness"] == 1.0 and quality["depth_fusion"] is True
+    assert str(rec) in out
+
+
+def test_distance_to_reference_finds_the_frame_shift(tmp_path):
+    from reconstruction.cli.demo import distance_to_reference
+    from reconstruction.points3d_io import Points3D, write_points3d
+    from reconstruction.skeleton import load_skeleton
+
+    skeleton = load_skeleton("coco17")
+    rng = np.random.default_rng(0)
+    ours = np.cumsum(rng.normal(0, 0.02, (40, skeleton.num_joints, 3)), axis=0) + [0, 0, 1.0]
+    # The reference names its joints the OpenPose way and runs one frame behind, 1 cm off.
+    names = ["Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist",
+             "RWrist", "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle"]
+    ref = np.concatenate([ours[:1], ours[:-1]]) + [0.01, 0, 0]
+    path = write_points3d(tmp_path / "ref.trc", Points3D(ref, tuple(names), 30.0))
+    result = distance_to_reference(ours, skeleton, path)
+    assert result["shift"] == 1 and result["joints"] == 17
+    assert result["median_m"] == pytest.approx(0.01, abs=1e-4)
