@@ -164,11 +164,14 @@ def _enum_name(value) -> str:
     return str(value).split(".")[-1]
 
 
-def read_recording_info(path: str | Path) -> RecordingInfo:
-    """Serial, name, streams, intrinsics, depth scale and depth-to-color extrinsics of one file."""
+def read_recording_info(path: str | Path, fps: float | None = None) -> RecordingInfo:
+    """Serial, name, streams, intrinsics, depth scale and depth-to-color extrinsics of one file.
+
+    For a video file: size and frame rate (``fps`` overrides the file's), no depth; serial = stem.
+    """
     path = Path(path)
     if is_video(path):
-        return _video_info(path)
+        return _video_info(path, fps)
     rs = _rs()
     ctx, device, playback = _load_device(path)
     streams, profiles = [], {}
@@ -534,23 +537,28 @@ def align_depth_to_color(
     if z.size == 0:
         return np.zeros((Hc, Wc), np.uint16)
     di, ci = depth_intrinsics, color_intrinsics
-    corners = []
-    for du in (-0.5, 0.5):
-        for dv in (-0.5, 0.5):
-            x = (u + du - di.ppx) / di.fx * z
-            y = (v + dv - di.ppy) / di.fy * z
-            P = np.stack([x, y, z]) 
-            Q = R @ P + t[:, None]
-            xn, yn = Q[0] / Q[2], Q[1] / Q[2]
+    # Centre of each depth pixel in the color camera; a corner (+-0.5 px) differs by a column of R
+    # scaled by z / f, so the four corners cost additions, not four deprojections.
+    x = (u - di.ppx) * (z / di.fx)
+    y = (v - di.ppy) * (z / di.fy)
+    Q = R @ np.stack([x, y, z]) + t[:, None]
+    ex = R[:, 0][:, None] * (0.5 * z / di.fx)
+    ey = R[:, 1][:, None] * (0.5 * z / di.fy)
+    umin = vmin = np.inf
+    umax = vmax = -np.inf
+    for sx in (-1.0, 1.0):
+        for sy in (-1.0, 1.0):
+            C = Q + sx * ex + sy * ey
+            xn, yn = C[0] / C[2], C[1] / C[2]
             if any(ci.coeffs):
                 xn, yn = _distort(xn, yn, ci.coeffs)
-            corners.append((xn * ci.fx + ci.ppx, yn * ci.fy + ci.ppy))
-    cu = np.stack([c[0] for c in corners])
-    cv_ = np.stack([c[1] for c in corners])
-    u0 = np.floor(cu.min(axis=0) + 0.5).astype(np.int64)
-    u1 = np.floor(cu.max(axis=0) + 0.5).astype(np.int64)
-    v0 = np.floor(cv_.min(axis=0) + 0.5).astype(np.int64)
-    v1 = np.floor(cv_.max(axis=0) + 0.5).astype(np.int64)
+            pu, pv = xn * ci.fx + ci.ppx, yn * ci.fy + ci.ppy
+            umin, umax = np.minimum(umin, pu), np.maximum(umax, pu)
+            vmin, vmax = np.minimum(vmin, pv), np.maximum(vmax, pv)
+    u0 = np.floor(umin + 0.5).astype(np.int64)
+    u1 = np.floor(umax + 0.5).astype(np.int64)
+    v0 = np.floor(vmin + 0.5).astype(np.int64)
+    v1 = np.floor(vmax + 0.5).astype(np.int64)
     span = int(min(8, max(1, (u1 - u0).max(initial=0) + 1, (v1 - v0).max(initial=0) + 1)))
     value = depth[v, u].astype(np.uint32)
     for a in range(span):

@@ -14,14 +14,15 @@ Facts learned about pyrealsense2 2.59 (measured, they explain the code below):
   reference to it before the file is renamed into place. Read the file back only after ``close()``.
 - Frames reach the recorder only while the sensors are open and started. A frame goes from
   ``on_video_frame`` to the sensor's dispatcher thread (short queue: frames submitted faster are
-  DROPPED), which hands it to the recorder's write thread (unbounded queue: PNG encoding is slow,
-  so the queue, and memory, grow, measured +0.45 MB per frame pair at 848x480). When the recorder
-  is destroyed it waits a bounded time for that queue and then DISCARDS the rest: 3,000-frame
-  files lost their last 5-340 frames on a busy machine. So the writer (1) counts frames through
-  the sensor callback (called once the frame is queued for writing) and waits for each, and
-  (2) every ``BARRIER_EVERY`` frames calls ``recorder.pause()``, which waits until the write queue
-  is empty (it is an invoke + flush on the write thread), then ``resume()``; frames arriving while
-  paused would be dropped, hence the wait in (1) first. ``close()`` does the same before destroying.
+  DROPPED), which stamps it and queues it for the recorder's write thread (unbounded queue; PNG
+  encoding is slow, so the queue, and memory, grow: +0.45 MB per 848x480 frame pair). Destroying
+  the recorder waits a bounded time for that queue, then DISCARDS the rest: 3,000-frame files lost
+  their last 5-340 frames on a busy machine. ``recorder.pause()`` does drain the queue, but the
+  pause time it subtracts from later message times races with frames stamped before ``resume()``
+  runs, which made message times go backwards (playback then reorders frames). So the writer
+  watches the file itself: rosbag2 commits each message, and a read-only sqlite3 connection
+  counts the frames' metadata rows. ``write`` waits while more than ``MAX_PENDING`` frames are not
+  yet in the file, ``close`` until all are, then destroys the recorder.
 - ``software_video_frame.pixels`` copies the buffer, so one numpy array can be reused across calls.
 - The recorder compresses frames: constant or smooth synthetic images cost little disk.
 - Timestamps are written in the frame's own domain; we use ``global_time`` (milliseconds, one clock
@@ -40,7 +41,7 @@ from capture.errors import RecordingError
 
 log = logging.getLogger(__name__)
 
-BARRIER_EVERY = 4  # frames between waits for the recorder's write queue to drain
+MAX_PENDING = 6  # frames per stream submitted but not yet in the file
 IDENTITY_EXTRINSICS = ((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
 
 
@@ -139,6 +140,10 @@ class RealSenseRecordingWriter:
         self.frames_written = 0
         self._submitted = {"depth": 0, "color": 0}
         self._delivered = {"depth": 0, "color": 0}
+        self._in_file = {"depth": 0, "color": 0}
+        self._db = None
+        self._topics: dict[int, str] = {}
+        self._last_row = 0
 
         dev = rs.software_device()
         dev.register_info(rs.camera_info.serial_number, self.serial)
@@ -191,6 +196,7 @@ class RealSenseRecordingWriter:
         self._delivered[label] += 1  # one sensor's callbacks run one at a time
 
     def _wait(self, label: str, in_flight: int, timeout_s: float = 30.0) -> None:
+        """Wait until the sensor handed all but ``in_flight`` frames to the recorder."""
         import time
 
         deadline = time.monotonic() + timeout_s
@@ -198,9 +204,53 @@ class RealSenseRecordingWriter:
             if time.monotonic() > deadline:
                 raise RecordingError(
                     f"{self.path}: the recorder did not take {label} frame {self._submitted[label]} within "
-                    f"{timeout_s:g} s ({self._delivered[label]} recorded)"
+                    f"{timeout_s:g} s ({self._delivered[label]} taken)"
                 )
             time.sleep(0.0005)
+
+    def _count_in_file(self) -> None:
+        """Add the frames committed to the file since the last call (metadata rows per stream)."""
+        import sqlite3
+
+        try:
+            if self._db is None:
+                self._db = sqlite3.connect(f"file:{self._tmp}?mode=ro", uri=True, timeout=1.0)
+            rows = self._db.execute(
+                "SELECT id, topic_id FROM messages WHERE id > ? ORDER BY id", (self._last_row,)
+            ).fetchall()
+            for row_id, topic in rows:
+                if topic not in self._topics:
+                    self._topics = {
+                        tid: ("depth" if "/Depth_0/" in name else "color" if "/Color_0/" in name else "")
+                        for tid, name in self._db.execute("SELECT id, name FROM topics")
+                        if name.endswith("/image/metadata")
+                    }
+                label = self._topics.get(topic)
+                if label:
+                    self._in_file[label] += 1
+                self._last_row = row_id
+        except sqlite3.Error:
+            pass  # the file or its tables do not exist yet, or the writer holds a lock: ask again later
+
+    def _wait_in_file(self, pending: int, timeout_s: float = 60.0) -> None:
+        """Wait until at most ``pending`` frames per stream are not yet in the file."""
+        import time
+
+        last_progress, last_total = time.monotonic(), -1
+        while True:
+            self._count_in_file()
+            behind = {k: self._submitted[k] - self._in_file[k] for k in self._submitted}
+            if max(behind.values()) <= pending:
+                return
+            total = sum(self._in_file.values())
+            if total != last_total:
+                last_progress, last_total = time.monotonic(), total
+            elif time.monotonic() - last_progress > timeout_s:
+                raise RecordingError(
+                    f"{self.path}: the recorder stopped writing ({self._in_file} frames in the file, "
+                    f"{self._submitted} submitted)"
+                )
+            time.sleep(0.002)
 
     def __enter__(self) -> "RealSenseRecordingWriter":
         return self
@@ -250,13 +300,7 @@ class RealSenseRecordingWriter:
             self._submitted[label] += 1
             self._wait(label, in_flight=0)
         self.frames_written += 1
-        if self.frames_written % BARRIER_EVERY == 0:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Wait until the recorder wrote every queued frame (pause = invoke + flush on its thread)."""
-        self._recorder.pause()
-        self._recorder.resume()
+        self._wait_in_file(MAX_PENDING)
 
     def close(self, keep: bool = True) -> Path:
         """Stop the sensors, destroy the recorder (which finalizes the file) and move it into place.
@@ -268,7 +312,10 @@ class RealSenseRecordingWriter:
         for label in self._submitted:
             if self._submitted[label]:
                 self._wait(label, in_flight=0)
-        self._recorder.pause()  # drain the write queue: destruction would drop what is left
+        self._wait_in_file(0)  # destruction would drop what is still queued
+        if self._db is not None:
+            self._db.close()
+            self._db = None
         for sensor, _ in self._sensors:
             sensor.stop()
             sensor.close()

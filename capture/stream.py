@@ -27,7 +27,6 @@ from capture.recording import (
     StreamIndex,
     align_depth_to_color,
     index_recording,
-    is_video,
     read_recording_info,
     read_video_frames,
 )
@@ -76,13 +75,7 @@ class FrameSetStream:
         self.infos: list[RecordingInfo] = []
         self.indexes: list[dict[str, StreamIndex]] = []
         for path, fps, stamps in zip(self.paths, video_fps, video_timestamps):
-            if is_video(path):
-                from capture.recording import _video_info
-
-                info = _video_info(path, fps)
-            else:
-                info = read_recording_info(path)
-            self.infos.append(info)
+            self.infos.append(read_recording_info(path, fps))
             self.indexes.append(index_recording(path, fps, stamps))
         self._check(require_depth)
         self.cameras = tuple(names) if names else tuple(

@@ -1,6 +1,5 @@
 """Recordings: the real D435 .bag, our writer played back by pyrealsense2 itself, bad input."""
 import queue
-import time
 
 import numpy as np
 import pytest

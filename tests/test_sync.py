@@ -129,3 +129,31 @@ def test_scales_linearly(rng):
     result = synchronize(ts, P / 2, offsets, frame_numbers=fns)
     assert time.perf_counter() - t0 < 2.0  # 400k frames: vectorized, no pairwise comparison
     assert result.num_sets == 100_000
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    V=st.integers(1, 5),
+    drop=st.floats(0.0, 0.3),
+    jitter=st.floats(0.0, 20.0),
+    tol=st.floats(1.0, 30.0),
+)
+def test_property_tolerance_and_single_use(seed, V, drop, jitter, tol):
+    rng = np.random.default_rng(seed)
+    offsets = rng.uniform(-1000, 1000, V)
+    ts, fns, drops, _ = _rig_timestamps(rng, T=120, V=V, drop=drop, jitter=jitter, offsets=tuple(offsets))
+    ts = [np.sort(t) for t in ts]
+    if any(t.size < 2 for t in ts):
+        return
+    result = synchronize(ts, tol, offsets, period_ms=P)
+    assert np.all(result.skew_ms <= tol + 1e-9)
+    for v in range(V):
+        used = result.index[result.index[:, v] >= 0, v]
+        assert np.all(np.diff(used) > 0)  # each frame at most once, in time order
+        assert used.size + result.unmatched[v].size == ts[v].size
+        got = result.times_ms[result.index[:, v] >= 0, v]
+        np.testing.assert_allclose(got, ts[v][used] - offsets[v])

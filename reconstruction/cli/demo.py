@@ -2,6 +2,8 @@
 Pose2Sim demo videos with the 2D model."""
 from __future__ import annotations
 
+import argparse
+
 HELP = "run the whole reconstruction on a built-in simulated RGB-D example (or --real: Pose2Sim demo videos)"
 
 DEFAULT_OUT = "mocap_demo_output"
@@ -12,13 +14,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--real", action="store_true",
                         help="the 4 real Pose2Sim demo videos with their calibration and MoveNet Thunder")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default ./{DEFAULT_OUT})")
-    parser.add_argument("--seconds", type=float, default=3.0, help=argparse_hidden())
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
+    parser.add_argument("--seconds", type=float, default=3.0, help=argparse.SUPPRESS)  # shorter clips for tests
 
 
 def run(args) -> int:
@@ -106,8 +102,6 @@ def _calibrate(sim):
 def _pose2sim_demo():
     """Videos (4) and Calib.qca.txt of the Pose2Sim demo: ../shared, else the pose2sim wheel fetched
     with pip into the user cache (the way a user would get them)."""
-    from pathlib import Path
-
     shared = _shared_dir()
     if shared:
         root = shared / "data" / "pose2sim_demo"
@@ -124,7 +118,6 @@ def _from_wheel():
     import subprocess
     import sys
     import zipfile
-    from pathlib import Path
 
     from capture.errors import MocapError
     from reconstruction.models2d.registry import user_cache_dir
@@ -159,8 +152,6 @@ def run_real(args) -> int:
     import time
     from dataclasses import replace
     from pathlib import Path
-
-    import numpy as np
 
     from calibration.rig_io import load_rig
     from reconstruction.pipeline import ReconstructionConfig, open_session, reconstruct_session

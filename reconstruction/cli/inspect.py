@@ -22,13 +22,12 @@ def _intrinsics(intr) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from capture.recording import index_recording, is_video, read_recording_info
-    from capture.recording import _video_info
+    from capture.recording import index_recording, read_recording_info
     from capture.sync import find_drops
 
     infos = []
     for path in args.recordings:
-        info = _video_info(__import__("pathlib").Path(path), args.fps) if is_video(path) else read_recording_info(path)
+        info = read_recording_info(path, args.fps)
         index = index_recording(path, fps=args.fps)
         infos.append(info)
         print(f"{info.path}")
