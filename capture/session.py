@@ -370,12 +370,14 @@ class CaptureSession:
                 if temperature is not None:
                     h.temperatures.append(float(temperature))
 
-    def _write(self, v: int, writer, q: queue.Queue) -> None:
+    def _write(self, v: int, writer, q: queue.Queue, paths: list) -> None:
         h = self.health[v]
         failed = False
         while True:
             frame = q.get()
             if frame is _DONE:
+                # finalized by the thread that wrote it: a writer is used from one thread only
+                self._close(v, writer, paths)
                 return
             if failed:
                 h.writer_error_drops += 1
@@ -383,7 +385,7 @@ class CaptureSession:
             try:
                 writer.write(frame.timestamp_ms, frame.frame_number, frame.color, frame.depth)
                 h.frames_written += 1
-            except (OSError, RuntimeError) as exc:
+            except Exception as exc:  # OSError (disk), RuntimeError (SDK), RecordingError, bad frames
                 failed = True
                 h.writer_error_drops += 1
                 full = getattr(exc, "errno", None) == errno.ENOSPC or "no space" in str(exc).lower()
@@ -409,6 +411,7 @@ class CaptureSession:
         """Record until the duration, :meth:`stop`, or every camera stopped; always finalize."""
         self.started_utc = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
         writers, threads, queues, started = [], [], [], []
+        paths = [self.out_dir / f"{s.serial}.db3" for s in self.sources]
         try:
             for source in self.sources:
                 started.append(source)
@@ -426,7 +429,7 @@ class CaptureSession:
                 queues.append(q)
                 self._queues.append(q)
                 threads.append(threading.Thread(target=self._acquire, args=(v, source, q), name=f"acquire-{source.serial}", daemon=True))
-                threads.append(threading.Thread(target=self._write, args=(v, writer, q), name=f"write-{source.serial}", daemon=True))
+                threads.append(threading.Thread(target=self._write, args=(v, writer, q, paths), name=f"write-{source.serial}", daemon=True))
             for t in threads:
                 t.start()
             next_progress = time.monotonic() + 1.0
@@ -445,23 +448,22 @@ class CaptureSession:
             self._stop.set()
             self.elapsed_at_stop = self.elapsed_s()
             for t in threads[0::2]:
-                t.join()
+                if t.ident is not None:
+                    t.join()
             for source in started:
                 try:
                     source.stop()
                 except Exception as exc:
                     log.warning("camera %s: stop failed: %s", source.serial, exc)
             for q in queues:
-                q.put(_DONE)  # writers drain what was acquired before they finish
-            for t in threads[1::2]:
-                t.join()
-            paths = [self.out_dir / f"{s.serial}.db3" for s in self.sources]
-            closers = [threading.Thread(target=self._close, args=(v, w, paths), name=f"close-{v}")
-                       for v, w in enumerate(writers)]
-            for t in closers:  # in parallel: each waits for its recorder to drain, then finalizes
-                t.start()
-            for t in closers:
-                t.join()
+                q.put(_DONE)  # writers drain what was acquired, then finalize their file (in parallel)
+            writer_threads = threads[1::2]
+            for v, writer in enumerate(writers):
+                t = writer_threads[v] if v < len(writer_threads) else None
+                if t is not None and t.ident is not None:
+                    t.join()
+                else:  # its thread never started: finalize here
+                    self._close(v, writer, paths)
             if self.status == "recording":
                 self.status = "interrupted"
             fps = float(self.sources[0].fps)

@@ -87,7 +87,8 @@ class RefinementConfig:
     loss_scale_px: float = 6.0
     use_scores: bool = True
     bone_sigma_m: float = 0.002
-    accel_sigma_m_s2: float = 5.0
+    accel_sigma_m_s2: float = 7.0
+    accel_loss: Literal["soft_l1", "huber", "cauchy", "linear"] = "soft_l1"
     fps: float = 30.0
     chunk_frames: int = 240
     overlap_frames: int = 24
@@ -101,6 +102,8 @@ class RefinementConfig:
     single_view_gate_px: float = 40.0
     min_score: float = 0.1
     spike_gate_m: float = 0.1
+    spike_speed_factor: float = 1.0
+    spike_consistent_px: float = 4.5
 
     def __post_init__(self):
         for name in ("reproj_sigma_px", "loss_scale_px", "bone_sigma_m", "accel_sigma_m_s2", "fps"):
@@ -108,6 +111,8 @@ class RefinementConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.loss not in ("soft_l1", "huber", "cauchy", "linear"):
             raise ValueError(f"loss must be soft_l1, huber, cauchy or linear, got {self.loss!r}")
+        if self.accel_loss not in ("soft_l1", "huber", "cauchy", "linear"):
+            raise ValueError(f"accel_loss must be soft_l1, huber, cauchy or linear, got {self.accel_loss!r}")
         if self.solver not in ("pcg", "banded"):
             raise ValueError(f"solver must be pcg or banded, got {self.solver!r}")
         if self.chunk_frames < 3:
@@ -180,6 +185,7 @@ class _Problem:
     w_depth: np.ndarray | None  # (T, V, J)
     loss: str
     scale: float  # robust scale in pixels
+    accel_loss: str = "linear"
 
     @property
     def incidence(self) -> np.ndarray:
@@ -220,7 +226,8 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
 
     acc_ok = p.active[:-2] & p.active[1:-1] & p.active[2:]  # (T-2, J)
     acc = (x[:-2] - 2.0 * x[1:-1] + x[2:]) * acc_ok[..., None]
-    cost += p.w_acc * np.sum(acc * acc)
+    za = p.w_acc * np.sum(acc * acc, axis=-1)  # (T-2, J): (|acceleration| / accel_sigma)^2
+    cost += np.sum(_robust_rho(za, p.accel_loss))
 
     if p.depth is not None:
         wd = np.where(front & np.isfinite(p.depth) & p.active[:, None, :], p.w_depth, 0.0)
@@ -258,7 +265,9 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
         g += np.einsum("jb,tbi->tji", inc, gb)
         H_bone = -uu
 
-    wa = p.w_acc * acc_ok  # (T-2, J): weight of each acceleration residual
+    # (T-2, J): IRLS weight of each acceleration residual; the robust loss lets real fast motion
+    # (foot strikes, hand swings: tens of m/s^2) through with a bounded pull.
+    wa = p.w_acc * acc_ok * _robust_weight(za, p.accel_loss)
     g[:-2] += wa[..., None] * acc
     g[1:-1] += -2.0 * wa[..., None] * acc
     g[2:] += wa[..., None] * acc
@@ -440,20 +449,32 @@ def _nan_gaps(finite: np.ndarray):
     return prev, nxt
 
 
-def _spikes(xyz: np.ndarray, gate_m: float, half_window: int = 3) -> np.ndarray:
-    """(T, J) True where a joint is farther than ``gate_m`` from the median of the frames around it."""
+def _spikes(xyz: np.ndarray, gate_m: float, half_window: int = 3, speed_factor: float = 0.0) -> np.ndarray:
+    """(T, J) True where a joint is farther than its gate from the median of the frames around it.
+
+    The gate is ``gate_m`` plus ``speed_factor`` times the joint's local speed (metres per frame: the
+    median step between consecutive frames of the window, the two steps touching the frame itself
+    left out), so that fast real motion (a foot swinging 0.3 m per frame) is not taken for a spike.
+    """
+    import warnings
+
     T = xyz.shape[0]
     if T < 3:
         return np.zeros(xyz.shape[:2], dtype=bool)
     padded = np.pad(xyz, ((half_window, half_window), (0, 0), (0, 0)), constant_values=np.nan)
     window = np.stack([padded[k:k + T] for k in range(2 * half_window + 1) if k != half_window])
-    import warnings
-
+    gate = np.full(xyz.shape[:2], gate_m)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
         median = np.nanmedian(window, axis=0)
+        if speed_factor > 0 and half_window >= 2:
+            steps = np.linalg.norm(np.diff(padded, axis=0), axis=-1)  # (T + 2 h - 1, J); step k: k -> k+1
+            # steps of the window around frame t (padded index t + h) except t-1 -> t and t -> t+1
+            ks = [k for k in range(2 * half_window) if k not in (half_window - 1, half_window)]
+            local = np.nanmedian(np.stack([steps[k:k + T] for k in ks]), axis=0)
+            gate = gate + speed_factor * np.nan_to_num(local)
     with np.errstate(invalid="ignore"):
-        return np.linalg.norm(xyz - median, axis=-1) > gate_m
+        return np.linalg.norm(xyz - median, axis=-1) > gate
 
 
 def _interpolate(xyz: np.ndarray) -> np.ndarray:
@@ -542,7 +563,15 @@ def refine_sequence(
     # neighbours. They restart from interpolation and keep only the used views that agree with it.
     finite0 = np.all(np.isfinite(x_init), axis=-1)
     # The window spans ~0.1 s each side; at low frame rates joints move farther between frames.
-    spikes = _spikes(x_init, cfg.spike_gate_m * max(1.0, 30.0 / fps), int(np.clip(round(fps / 10), 1, 3)))
+    spikes = _spikes(x_init, cfg.spike_gate_m * max(1.0, 30.0 / fps), int(np.clip(round(fps / 10), 1, 3)),
+                     cfg.spike_speed_factor)
+    # A joint that >= 3 views agree on (mean reprojection error within spike_consistent_px) is taken
+    # as measured, however fast it moves: wrong consensus of outliers is (almost) always 2 views.
+    n_views0 = np.asarray(initial.n_views)
+    reproj0 = np.asarray(initial.reproj_error_px, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        consistent = (n_views0 >= 3) & (reproj0 <= cfg.spike_consistent_px)
+    spikes &= ~consistent
     x_init = np.where(spikes[..., None], np.nan, x_init)
     if spikes.any():
         log.info("refinement: %d joint-frames far from their temporal median restart from interpolation",
@@ -599,7 +628,7 @@ def refine_sequence(
             bones=bones, lengths=lengths, w_bone=1.0 / cfg.bone_sigma_m**2,
             w_acc=(fps * fps / cfg.accel_sigma_m_s2) ** 2,
             depth=None if depth is None else depth[sl], w_depth=None if depth is None else w_depth[sl],
-            loss=cfg.loss, scale=cfg.loss_scale_px,
+            loss=cfg.loss, scale=cfg.loss_scale_px, accel_loss=cfg.accel_loss,
         )
         x_chunk, hd = _solve_chunk(p, np.nan_to_num(x_start[sl]), cfg)
         # Linear cross-fade over the overlaps with the previous and next chunk.

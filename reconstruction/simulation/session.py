@@ -73,6 +73,9 @@ class SimulationConfig:
         board: also write ``board/``: the same rig filming a ChArUco board moving through the volume.
         board_file: the board's YAML (calibration.board); default :data:`SIMULATION_BOARD`, a 7x5
             ChArUco of 10 cm squares, large enough to be read from 3 m.
+        board_seconds, board_fps: duration and frame rate of the board sequence (its own recordings;
+            a low rate keeps it cheap). The board turns to face each camera, then the midpoint of it
+            and the next camera, in turn, one key pose every ``BOARD_KEY_S`` s (see :func:`_board_poses`).
     """
 
     cameras: int = 4
@@ -99,6 +102,8 @@ class SimulationConfig:
     seed: int = 0
     board: bool = False
     board_file: str | None = None
+    board_seconds: float = 4.0
+    board_fps: int = 10
 
     def __post_init__(self):
         if self.cameras < 1:
@@ -111,12 +116,19 @@ class SimulationConfig:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
         if self.jitter_ms < 0 or self.max_clock_offset_ms < 0:
             raise ValueError("jitter_ms and max_clock_offset_ms must be >= 0")
+        if self.board_fps <= 0 or self.board_seconds <= 0:
+            raise ValueError(f"board_fps and board_seconds must be positive, got board_fps={self.board_fps}, "
+                             f"board_seconds={self.board_seconds}")
         if self.preset.split("_")[0].upper() not in ("D435", "D455"):
             raise ValueError(f"preset must be D435 or D455, got {self.preset!r}")
 
     @property
     def num_frames(self) -> int:
         return max(int(round(self.seconds * self.fps)), 1)
+
+    @property
+    def num_board_frames(self) -> int:
+        return max(int(round(self.board_seconds * self.board_fps)), 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,7 +279,9 @@ def simulate_session(
     recordings = tuple(w.path for w in writers)
 
     if cfg.board:
-        board_progress = None if progress is None else (lambda done, total: progress(T + done, 2 * T))
+        # Reported on the same scale as before: the board sequence counts as T more frames.
+        board_progress = None if progress is None else (
+            lambda done, total: progress(T + int(round(done * T / total)), 2 * T))
         _simulate_board(out_dir / "board", cfg, rig, renderers, offsets, timing_rng, render_rng, board_progress)
     rig_yaml = save_rig(rig, out_dir / "rig.yaml", "yaml", world="simulated: metres, Z up, floor at Z = 0")
     rig_toml = save_rig(rig, out_dir / "rig.toml", "toml")
@@ -295,20 +309,37 @@ def simulate_session(
                             elapsed)
 
 
+BOARD_KEY_S = 0.5  # seconds between two key poses of the simulated board
+
+
 def _board_poses(rig: Rig, spec, num_frames: int, fps: float, rng: np.random.Generator):
-    """Smooth board motion: random key poses one second apart (each facing a camera or a pair),
-    interpolated (slerp for the rotation, linear for the centre). Returns R (T, 3, 3), t (T, 3)."""
+    """Smooth board motion through the volume that shows the board to every camera, with views
+    shared by neighbours: key poses ``BOARD_KEY_S`` apart face camera 0, the midpoint of cameras
+    0 and 1 (seen by both, about 45 degrees from each on a ring), camera 1, the midpoint of 1 and
+    2, ... in turn, at random places of the volume around (0, 0, 1.1) m and randomly tilted (up to
+    20 degrees out of plane, 30 in plane); interpolated (slerp for the rotation, linear for the
+    centre). With one camera every key faces it. Returns R (T, 3, 3), t (T, 3), board -> world."""
     from scipy.spatial.transform import Rotation, Slerp
 
-    from calibration.synthetic_board import random_board_poses
+    from calibration.synthetic_board import board_facing
 
-    keys = int(np.ceil(num_frames / fps)) + 1
-    poses = random_board_poses(rig, spec, keys, rng, centre=(0.0, 0.0, 1.1), spread=(0.7, 0.7, 0.4))
+    centres = rig.centers
+    V = len(centres)
+    duration = (num_frames - 1) / fps
+    keys = int(np.ceil(duration / BOARD_KEY_S)) + 1 if num_frames > 1 else 1
+    step = np.arange(keys)
+    cam = (step // 2) % V
+    toward = np.where((step % 2 == 1)[:, None] & (V > 1), 0.5 * (centres[cam] + centres[(cam + 1) % V]), centres[cam])
+    positions = np.array([0.0, 0.0, 1.1]) + rng.uniform(-1, 1, (keys, 3)) * np.array([0.5, 0.5, 0.3])
+    tilts = rng.uniform(-1, 1, (keys, 3)) * np.array([20.0, 20.0, 30.0])
+    poses = [board_facing(positions[i], toward[i], tuple(tilts[i]), spec) for i in range(keys)]  # a few keys
     R_keys = np.stack([R for R, _ in poses])
     centre = spec.object_points().mean(axis=0)
     c_keys = np.stack([t + R @ centre for R, t in poses])
     times = np.arange(num_frames) / fps
-    key_times = np.arange(keys, dtype=np.float64)
+    if keys == 1:
+        return np.repeat(R_keys, num_frames, axis=0), np.repeat(c_keys - R_keys @ centre, num_frames, axis=0)
+    key_times = step * BOARD_KEY_S
     R = Slerp(key_times, Rotation.from_matrix(R_keys))(times).as_matrix()
     c = np.stack([np.interp(times, key_times, c_keys[:, i]) for i in range(3)], axis=1)
     return R, c - R @ centre
@@ -324,11 +355,11 @@ def _simulate_board(out_dir: Path, cfg: SimulationConfig, rig: Rig, renderers, o
 
     spec = load_board(cfg.board_file) if cfg.board_file else section_from_mapping(BoardSpec, SIMULATION_BOARD)
     out_dir.mkdir(parents=True, exist_ok=True)
-    T, V, N = cfg.num_frames, len(rig), spec.num_corners
-    R_board, t_board = _board_poses(rig, spec, T, cfg.fps, timing_rng)
+    T, V, N = cfg.num_board_frames, len(rig), spec.num_corners
+    R_board, t_board = _board_poses(rig, spec, T, cfg.board_fps, timing_rng)
     jitter = np.clip(timing_rng.normal(0.0, cfg.jitter_ms, (T, V)), -2 * cfg.jitter_ms, 2 * cfg.jitter_ms)
     dropped = timing_rng.random((T, V)) < cfg.drop_rate
-    timestamps = (np.arange(T) * 1000.0 / cfg.fps)[:, None] + offsets[None, :] + jitter
+    timestamps = (np.arange(T) * 1000.0 / cfg.board_fps)[:, None] + offsets[None, :] + jitter
     timestamps[dropped] = np.nan
     corners = np.full((T, V, N, 2), np.nan)
     visible = np.zeros((T, V, N), dtype=bool)
@@ -337,7 +368,7 @@ def _simulate_board(out_dir: Path, cfg: SimulationConfig, rig: Rig, renderers, o
         for cam in rig:
             intr = _stream_intrinsics(cam)
             writers.append(stack.enter_context(RealSenseRecordingWriter(
-                out_dir / f"{cam.name}.db3", cam.serial, color=intr, depth=intr, fps=cfg.fps,
+                out_dir / f"{cam.name}.db3", cam.serial, color=intr, depth=intr, fps=cfg.board_fps,
                 depth_scale=renderers[0].settings.depth_scale,
                 name=f"Intel RealSense {cfg.preset.split('_')[0].upper()} (simulated)",
             )))
