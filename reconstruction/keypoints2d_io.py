@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 
+from capture.atomic import atomic_path
 from capture.errors import FileFormatError
 
 log = logging.getLogger(__name__)
@@ -120,16 +119,9 @@ def _match_names(have: list[str], want: list[str], what: str) -> list[int]:
 
 
 def _atomic_npz(path: Path, arrays: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_keypoints2d(path: str | Path, kp: Keypoints2D) -> Path:

@@ -23,23 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401  (pipeline uses both)
+
 log = logging.getLogger(__name__)
 
 _COLORS = [(0, 200, 255), (255, 128, 0), (0, 255, 0), (255, 0, 255), (255, 255, 0), (128, 128, 255)]
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _nan_stat(fn, values, **kw):
@@ -276,11 +264,7 @@ def plot3d_image(xyz: np.ndarray, skeleton, path: Path, title: str = "", num_pos
     ok, buf = cv2.imencode(".png", canvas)
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode the PNG")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, buf.tobytes())
 
 
 def write_points(out_dir: Path, xyz: np.ndarray, joint_names, fps: float, quality: dict, formats=("npz", "trc", "c3d"),

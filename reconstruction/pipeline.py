@@ -8,7 +8,9 @@ wires them, chunk by chunk (bounded memory on long recordings):
     frame sets --(boxes + 2D model per view, batched; cached per view and chunk)--> 2D (T, V, J, 3)
     2D + depth of the chunk --(depth_fusion.lift_keypoints_with_depth)--> depth points per view
     -- after the last chunk, on the small per-joint arrays --
-    2D --(triangulation.triangulate)--> 3D --(depth_fusion.fuse)--> fused 3D
+    2D --(swaps.correct_swaps_2d: left/right swaps per view)--> 2D
+    --(triangulation.triangulate; swaps.correct_swaps_3d: frames whose labels all flipped)--> 3D
+    --(depth_fusion.fuse)--> fused 3D
     --(refine.refine_sequence, with the depth residuals)--> --(filters)--> final 3D --(outputs)
 
 :func:`reconstruct_keypoints` is the pure part (arrays in, arrays out) used by the CLI, the demo,
@@ -42,6 +44,7 @@ from reconstruction.depth_fusion import (
 from reconstruction.filters import FilterConfig
 from reconstruction.models2d.boxes import BoxConfig
 from reconstruction.refine import RefinementConfig
+from reconstruction.swaps import SwapConfig
 from reconstruction.triangulation import TriangulationConfig
 
 log = logging.getLogger(__name__)
@@ -114,16 +117,25 @@ class ReconstructionConfig:
         chunk_frames: frame sets held in memory at once (depth of a chunk, 2D cache granularity).
         refine: run the sequence refinement (bone lengths, smoothness, reprojection).
         filter: run the temporal filter after the refinement.
+        swaps_2d: undo left/right swaps of single views before triangulation (settings: ``swaps``;
+            needs 3 or more views).
+        swaps_3d: undo frames whose left/right labels flipped in every view at once (``swaps``).
+        sequence_quality: add the ground-truth-free figures of reconstruction.quality (jitter,
+            bone-length spread, ...) to quality.json.
     """
 
     skeleton: str = "coco17"
     chunk_frames: int = 60
     refine: bool = True
     filter: bool = True
+    swaps_2d: bool = True
+    swaps_3d: bool = True
+    sequence_quality: bool = True
     model2d: Model2DConfig = field(default_factory=Model2DConfig)
     boxes: BoxConfig = field(default_factory=BoxConfig)
     triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
     depth_fusion: DepthFusionConfig = field(default_factory=DepthFusionConfig)
+    swaps: SwapConfig = field(default_factory=SwapConfig)
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -158,10 +170,13 @@ _DEFAULTS_HEADER = """\
 # skeleton        output skeleton of the 2D model (coco17 for MoveNet)
 # chunk_frames    frame sets in memory at once (depth of a chunk; 2D cache granularity)
 # refine, filter  run the sequence refinement / the temporal filter
+# swaps_2d/_3d    undo left/right swaps per view (2D) / per frame (3D); settings in swaps
+# sequence_quality  ground-truth-free quality figures (reconstruction/quality.py) in quality.json
 # model2d         reconstruction/pipeline.py Model2DConfig (name: `mocap models list`)
 # boxes           reconstruction/models2d/boxes.py BoxConfig
 # triangulation   reconstruction/triangulation.py TriangulationConfig
 # depth_fusion    reconstruction/depth_fusion.py DepthFusionConfig (RGB-D views only)
+# swaps           reconstruction/swaps.py SwapConfig
 # refinement      reconstruction/refine.py RefinementConfig
 # filters         reconstruction/filters.py FilterConfig
 # output          reconstruction/pipeline.py OutputConfig
@@ -189,6 +204,9 @@ class SequenceResult:
         refined: the refinement's ``Triangulation3D`` (None when off).
         offsets_m: (J,) joint offsets behind the surface used for depth (None without depth).
         timings_s: seconds per stage.
+        keypoints2d: (T, V, J, 3) the 2D used (after the swap correction).
+        swapped: (T, V) views whose left/right labels were swapped back (2D and 3D corrections).
+        flipped_3d: (T,) frames whose labels had flipped in every view (the 3D correction).
     """
 
     xyz: np.ndarray
@@ -198,6 +216,9 @@ class SequenceResult:
     refined: object
     offsets_m: np.ndarray | None
     timings_s: dict
+    keypoints2d: np.ndarray | None = None
+    swapped: np.ndarray | None = None
+    flipped_3d: np.ndarray | None = None
 
 
 def _variance_along_rays(tri, surface: np.ndarray, rig) -> np.ndarray:
@@ -214,6 +235,21 @@ def _apply_filter(xyz: np.ndarray, fps: float, cfg: FilterConfig) -> np.ndarray:
     return filters.filter_sequence(xyz, fps, cfg)
 
 
+def _flip_lift(lift: DepthLift, swapped: np.ndarray, skeleton) -> DepthLift:
+    """The depth points of the (T, V) ``swapped`` views relabelled left <-> right, like their 2D."""
+    perm = skeleton.flip_permutation
+    sel = np.asarray(swapped, dtype=bool)
+
+    def flip(a):
+        if a is None:
+            return None
+        idx = sel.reshape(sel.shape + (1,) * (a.ndim - 2))
+        return np.where(idx, a[:, :, perm], a)
+
+    return replace(lift, points=flip(lift.points), covariance=flip(lift.covariance), surface=flip(lift.surface),
+                   var_ray=flip(lift.var_ray))
+
+
 def reconstruct_keypoints(
     keypoints2d: np.ndarray,
     rig,
@@ -227,16 +263,36 @@ def reconstruct_keypoints(
     ``lift`` holds the depth points of the views with depth (from
     :func:`~reconstruction.depth_fusion.lift_keypoints_with_depth`, any offsets); the offsets are
     re-estimated from the data when ``depth_fusion.estimate_offsets`` is set. With one camera and
-    depth, the result is depth-only 3D.
+    depth, the result is depth-only 3D. Left/right swaps are undone first (``swaps_2d``: single views, ``swaps_3d``:
+    frames swapped in every view); the depth points of a swapped view are relabelled with its 2D.
     """
     from reconstruction.refine import refine_sequence
+    from reconstruction.swaps import correct_swaps_2d, correct_swaps_3d, flip_views
     from reconstruction.triangulation import triangulate
 
     kp = np.asarray(keypoints2d, dtype=np.float64)
+    T, V = kp.shape[:2]
     timings = {}
+    swapped = np.zeros((T, V), dtype=bool)
+    flipped = np.zeros(T, dtype=bool)
+    if cfg.swaps_2d and V >= 3:  # the multi-view test needs a pair of other views
+        t0 = time.perf_counter()
+        kp, swapped = correct_swaps_2d(kp, rig, skeleton, cfg.swaps)
+        timings["swaps"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tri = triangulate(kp, rig, cfg.triangulation)
     timings["triangulate"] = time.perf_counter() - t0
+    if cfg.swaps_3d and T >= 2:
+        t0 = time.perf_counter()
+        _, flipped = correct_swaps_3d(tri.xyz, skeleton, cfg.swaps)
+        if flipped.any():
+            every = np.repeat(flipped[:, None], V, axis=1)
+            kp = flip_views(kp, every, skeleton)
+            swapped = swapped ^ every
+            tri = triangulate(kp, rig, cfg.triangulation)
+        timings["swaps"] = timings.get("swaps", 0.0) + time.perf_counter() - t0
+    if lift is not None and swapped.any():
+        lift = _flip_lift(lift, swapped, skeleton)
     fused_xyz = tri.xyz
     fusion = None
     offsets = None
@@ -274,7 +330,7 @@ def reconstruct_keypoints(
         xyz = _apply_filter(xyz, fps, cfg.filters)
         timings["filter"] = time.perf_counter() - t0
     return SequenceResult(xyz=xyz, triangulation=tri, fused=fused_xyz, fusion=fusion, refined=refined,
-                          offsets_m=offsets, timings_s=timings)
+                          offsets_m=offsets, timings_s=timings, keypoints2d=kp, swapped=swapped, flipped_3d=flipped)
 
 
 # --- the session: which file feeds which camera ------------------------------------------------------
@@ -886,6 +942,8 @@ def write_outputs(out_dir: Path, result: SequenceResult, kp: np.ndarray, rig, sk
 
     files: dict = {}
     tri = result.triangulation
+    if result.keypoints2d is not None:
+        kp = result.keypoints2d  # after the swap correction
     quality_arrays = {"reproj_error_px": np.asarray(tri.reproj_error_px), "n_views": np.asarray(tri.n_views)}
     cov = result.fusion.covariance if result.fusion is not None else getattr(tri, "covariance", None)
     if cov is not None:
@@ -902,6 +960,17 @@ def write_outputs(out_dir: Path, result: SequenceResult, kp: np.ndarray, rig, sk
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
         "notes": list(notes),
     }
+    if result.swapped is not None:
+        extra["swaps"] = {
+            "views_corrected": int(result.swapped.sum()),
+            "frames_flipped_in_every_view": int(result.flipped_3d.sum()) if result.flipped_3d is not None else 0,
+            "per_camera": {n: int(c) for n, c in zip(rig.names, result.swapped.sum(axis=0))},
+        }
+    if cfg.sequence_quality:
+        from reconstruction.quality import sequence_quality
+
+        extra["sequence_quality"] = sequence_quality(result.xyz, skeleton, fps, np.asarray(tri.reproj_error_px),
+                                                     np.asarray(tri.n_views))
     if result.offsets_m is not None:
         extra["joint_offsets_m"] = {n: round(float(o), 4) for n, o in zip(skeleton.joint_names, result.offsets_m)}
     report = quality_report(

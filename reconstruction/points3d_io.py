@@ -15,13 +15,12 @@ frame (Z up), NaN where missing.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from capture.atomic import atomic_path
 from capture.errors import FileFormatError
 
 log = logging.getLogger(__name__)
@@ -91,13 +90,6 @@ class Points3D:
         return self.xyz.shape[1]
 
 
-def _temp_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".npz", ".trc", ".c3d"):
@@ -109,13 +101,8 @@ def write_points3d(path: str | Path, points: Points3D) -> Path:
     """Write 3D joints by extension (.npz, .trc, .c3d), temp file then rename; returns the path."""
     path = Path(path)
     writer = {"npz": _write_npz, "trc": _write_trc, "c3d": _write_c3d}[_format_of(path)]
-    tmp = _temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         writer(tmp, points)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

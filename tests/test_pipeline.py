@@ -140,6 +140,59 @@ def test_outputs_from_precomputed_2d(scene, tmp_path):
     again = load_reconstruction_config(tmp_path / "reconstruction.yaml")
     assert again.depth_fusion == cfg.depth_fusion and again.chunk_frames == cfg.chunk_frames
     assert _mpjpe(out.result.xyz, scene["xyz"]) < 0.02
+    # The ground-truth-free figures and the swap correction are in the report.
+    seq = quality["sequence_quality"]
+    assert seq["frames"] == T and seq["completeness"] == pytest.approx(quality["completeness"])
+    assert quality["swaps"]["views_corrected"] <= 2  # clean labels: (almost) nothing to undo
+
+
+def _swap_lr(det, skeleton, frames, views):
+    out = det.copy()
+    perm = skeleton.flip_permutation
+    for v in views:
+        out[frames, v] = det[frames][:, v][:, perm]
+    return out
+
+
+def test_a_left_right_swap_in_one_view_is_undone(scene):
+    skeleton = scene["skeleton"]
+    cfg = ReconstructionConfig()
+    frames = slice(5, 21)
+    clean = scene["det"]
+    swapped = _swap_lr(clean, skeleton, frames, [1])
+    rig = scene["rig"]
+    offsets = joint_offsets(skeleton.joint_names, cfg.depth_fusion)
+    # The depth is looked up at the (swapped) 2D, as the pipeline does.
+    lift = lift_keypoints_with_depth(swapped, scene["depth"], 0.001, rig, cfg=cfg.depth_fusion, offsets_m=offsets)
+    fixed = reconstruct_keypoints(swapped, rig, skeleton, cfg, 30.0, lift=lift)
+    assert fixed.swapped[frames, 1].mean() > 0.9
+    others = np.ones((T, 4), bool)
+    others[frames, 1] = False
+    assert fixed.swapped[others].sum() <= 2
+    assert not fixed.flipped_3d.any()
+    # The corrected 2D is the clean one where the swap was undone.
+    undone = fixed.swapped[:, 1] & (np.arange(T) >= 5) & (np.arange(T) < 21)
+    np.testing.assert_array_equal(fixed.keypoints2d[undone, 1], clean[undone, 1])
+    off = replace(cfg, swaps_2d=False, depth_fusion=replace(cfg.depth_fusion, enabled=False))
+    on = replace(cfg, depth_fusion=replace(cfg.depth_fusion, enabled=False))
+    e_fixed = _mpjpe(reconstruct_keypoints(swapped, rig, skeleton, on, 30.0).xyz, scene["xyz"])
+    e_swapped = _mpjpe(reconstruct_keypoints(swapped, rig, skeleton, off, 30.0).xyz, scene["xyz"])
+    e_clean = _mpjpe(reconstruct_keypoints(clean, rig, skeleton, on, 30.0).xyz, scene["xyz"])
+    assert e_fixed < e_clean + 0.002 and e_fixed < e_swapped, (e_fixed, e_clean, e_swapped)
+    assert _mpjpe(fixed.xyz, scene["xyz"]) < 0.012
+
+
+def test_frames_swapped_in_every_view_are_flipped_back(scene):
+    skeleton = scene["skeleton"]
+    cfg = replace(ReconstructionConfig(), depth_fusion=replace(ReconstructionConfig().depth_fusion, enabled=False))
+    det = _swap_lr(scene["det"], skeleton, slice(10, 15), [0, 1, 2, 3])
+    result = reconstruct_keypoints(det, scene["rig"], skeleton, cfg, 30.0)
+    assert result.flipped_3d[10:15].all() and result.flipped_3d.sum() == 5
+    assert _mpjpe(result.xyz, scene["xyz"]) < 0.02
+    off = replace(cfg, swaps_3d=False)
+    left = skeleton.joint_names.index("left_ankle")
+    wrong = reconstruct_keypoints(det, scene["rig"], skeleton, off, 30.0).xyz[12, left]
+    assert np.linalg.norm(result.xyz[12, left] - scene["xyz"][12, left]) < np.linalg.norm(wrong - scene["xyz"][12, left])
 
 
 class _CountingModel:

@@ -1,13 +1,12 @@
 """Helpers shared by the rig formats: building cameras with file/camera/field error messages."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from calibration.camera import Camera, Rig, rodrigues_to_matrix
+from capture.atomic import atomic_write_text  # noqa: F401  (re-exported for the format modules)
 from capture.errors import FileFormatError
 
 
@@ -57,20 +56,6 @@ def make_rig(path, cameras: list[Camera]) -> Rig:
         return Rig(tuple(cameras))
     except ValueError as exc:
         raise FileFormatError(f"{path}: {exc}") from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file next to ``path`` then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_text(path: Path) -> str:

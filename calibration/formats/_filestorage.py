@@ -1,14 +1,13 @@
 """Small helpers over cv2.FileStorage (OpenCV's YAML dialect, header ``%YAML:1.0`` / ``%YAML 1.2``)."""
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from capture.atomic import atomic_path
 from capture.errors import FileFormatError
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -42,19 +41,12 @@ def open_write(path: Path):
     """cv2.FileStorage writing to a temp file, renamed over ``path`` when the block succeeds."""
     import cv2
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".yml", dir=path.parent)
-    os.close(fd)
-    fs = cv2.FileStorage(tmp, cv2.FILE_STORAGE_WRITE | cv2.FILE_STORAGE_FORMAT_YAML)
-    try:
-        yield fs
-        fs.release()
-        os.replace(tmp, path)
-    except BaseException:
-        fs.release()
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".yml") as tmp:
+        fs = cv2.FileStorage(str(tmp), cv2.FILE_STORAGE_WRITE | cv2.FILE_STORAGE_FORMAT_YAML)
+        try:
+            yield fs
+        finally:
+            fs.release()
 
 
 def write_strings(fs, key: str, values) -> None:
