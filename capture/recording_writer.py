@@ -214,7 +214,11 @@ class RealSenseRecordingWriter:
 
         try:
             if self._db is None:
-                self._db = sqlite3.connect(f"file:{self._tmp}?mode=ro", uri=True, timeout=1.0)
+                # check_same_thread=False: a session may write from one thread and close from another;
+                # one writer is never used by two threads at once.
+                self._db = sqlite3.connect(
+                    f"file:{self._tmp}?mode=ro", uri=True, timeout=1.0, check_same_thread=False
+                )
             rows = self._db.execute(
                 "SELECT id, topic_id FROM messages WHERE id > ? ORDER BY id", (self._last_row,)
             ).fetchall()

@@ -101,6 +101,8 @@ class DepthFusionConfig:
             only has nothing else to be checked against); 0 turns this off.
         triangulation_sigma_floor_m: added (in quadrature) to the triangulation's covariance, so a
             tiny reported covariance does not silence depth.
+        measure_noise: scale each joint's along-ray depth sigma of the refinement's depth residuals
+            by what the data show (:func:`depth_noise_scale`: depth vs reliable triangulation).
     """
 
     enabled: bool = True
@@ -124,6 +126,7 @@ class DepthFusionConfig:
     temporal_window: int = 5
     temporal_gate_m: float = 0.2
     triangulation_sigma_floor_m: float = 0.005
+    measure_noise: bool = True
 
     def __post_init__(self):
         if self.window_px < 0:
@@ -171,6 +174,8 @@ class FusionResult:
         depth_only: (T, J, 3) inverse-covariance fusion of the accepted depth points alone.
         depth_only_covariance: (T, J, 3, 3).
         depth_only_joints: number of (frame, joint) reconstructed from depth without triangulation.
+        ray_sigma_scale: (J,) factor on each joint's modelled along-ray depth sigma, measured from the
+            data (see :func:`depth_noise_scale`); None when not measured. ``depth_residuals`` uses it.
     """
 
     xyz: np.ndarray
@@ -181,6 +186,7 @@ class FusionResult:
     depth_only: np.ndarray
     depth_only_covariance: np.ndarray
     depth_only_joints: int
+    ray_sigma_scale: np.ndarray | None = None
 
 
 def joint_offsets(joint_names: Sequence[str], cfg: DepthFusionConfig) -> np.ndarray:
@@ -540,6 +546,13 @@ def fuse(
     all_info = np.concatenate([d_info, t_info[:, None]], axis=1)
     xyz, cov = _info_fuse(all_points, all_info, axis=1)
 
+    ray_scale = None
+    if cfg.measure_noise and rig is not None and var_ray is not None and not isinstance(triangulation, np.ndarray):
+        n_views = getattr(triangulation, "n_views", None)
+        if n_views is not None:
+            reliable = tri_ok & (np.asarray(n_views) >= 3)
+            ray_scale = depth_noise_scale(depth_points, np.asarray(var_ray), used, tri_xyz, tri_cov, reliable, rig,
+                                          cfg.min_offset_samples)
     depth_only, depth_only_cov = _info_fuse(depth_points, _safe_inv(depth_cov, used), axis=1)
     raw_depth, _ = _info_fuse(depth_points, _safe_inv(depth_cov, d_ok), axis=1)
     disagreement = np.linalg.norm(raw_depth - tri_xyz, axis=-1)
@@ -550,7 +563,49 @@ def fuse(
     return FusionResult(
         xyz=xyz, covariance=cov, disagreement_m=disagreement, depth_used=used, n_depth=n_depth,
         depth_only=depth_only, depth_only_covariance=depth_only_cov, depth_only_joints=depth_only_joints,
+        ray_sigma_scale=ray_scale,
     )
+
+
+def depth_noise_scale(
+    depth_points: np.ndarray,
+    var_ray: np.ndarray,
+    used: np.ndarray,
+    tri_xyz: np.ndarray,
+    tri_cov: np.ndarray,
+    reliable: np.ndarray,
+    rig,
+    min_samples: int = 20,
+    limits: tuple[float, float] = (0.5, 3.0),
+) -> np.ndarray:
+    """(J,) how much each joint's along-ray depth sigma must be scaled to match the data.
+
+    Over the accepted depth points (T, V, J) of joints with a ``reliable`` (T, J) triangulation:
+    the robust variance (1.4826 MAD, squared) of the along-ray difference between the depth point
+    and the triangulated point, minus the triangulation's own variance along that ray (median),
+    divided by the median modelled ``var_ray``. The noise model (RealSense ``a + b z^2``, spatial
+    correlation, the joint's offset spread) is a prior; this measures the sensor, the body and
+    the joint as they are (face points on a head vary much more than a knee). No ground truth is
+    involved. Joints with fewer than ``min_samples`` samples keep 1; clipped to ``limits``.
+    """
+    ray = depth_points - rig.centers[None, :, None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
+        diff = np.sum((depth_points - tri_xyz[:, None]) * u, axis=-1)  # (T, V, J)
+        tri_var = np.einsum("tvji,tjik,tvjk->tvj", np.nan_to_num(u), np.nan_to_num(tri_cov), np.nan_to_num(u))
+    ok = used & reliable[:, None, :] & np.isfinite(diff) & np.isfinite(var_ray) & (var_ray > 0)
+    J = depth_points.shape[2]
+    scale = np.ones(J)
+    with _quiet_nan_warnings():
+        d = np.where(ok, diff, np.nan).reshape(-1, J)
+        med = np.nanmedian(d, axis=0)
+        measured = (1.4826 * np.nanmedian(np.abs(d - med), axis=0)) ** 2
+        t_var = np.nanmedian(np.where(ok, tri_var, np.nan).reshape(-1, J), axis=0)
+        model = np.nanmedian(np.where(ok, var_ray, np.nan).reshape(-1, J), axis=0)
+        ratio = np.sqrt(np.maximum(measured - t_var, 0.0) / model)
+    enough = ok.reshape(-1, J).sum(axis=0) >= min_samples
+    scale = np.where(enough & np.isfinite(ratio), np.clip(ratio, *limits), 1.0)
+    return scale
 
 
 def depth_residuals(lift: DepthLift, fusion: FusionResult, rig):
@@ -569,4 +624,6 @@ def depth_residuals(lift: DepthLift, fusion: FusionResult, rig):
         ok = fusion.depth_used[:, v] & np.isfinite(z) & (var > 0)
         depth[:, v] = np.where(ok, z, np.nan)
         sigma[:, v] = np.where(ok, np.sqrt(np.where(var > 0, var, 1.0)), np.inf)
+    if fusion.ray_sigma_scale is not None:
+        sigma = sigma * np.asarray(fusion.ray_sigma_scale)[None, None, :]
     return DepthObservations(depth_m=depth, sigma_m=sigma)

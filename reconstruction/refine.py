@@ -101,9 +101,11 @@ class RefinementConfig:
     admit_single_views: bool = True
     single_view_gate_px: float = 40.0
     min_score: float = 0.1
+    depth_loss_scale: float = 2.0
     spike_gate_m: float = 0.1
     spike_speed_factor: float = 1.0
     spike_consistent_px: float = 4.5
+    spike_bone_gate_m: float = 0.03
 
     def __post_init__(self):
         for name in ("reproj_sigma_px", "loss_scale_px", "bone_sigma_m", "accel_sigma_m_s2", "fps"):
@@ -186,6 +188,7 @@ class _Problem:
     loss: str
     scale: float  # robust scale in pixels
     accel_loss: str = "linear"
+    depth_scale: float = 2.0  # robust scale of the depth residuals, in sigmas
 
     @property
     def incidence(self) -> np.ndarray:
@@ -232,7 +235,9 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
     if p.depth is not None:
         wd = np.where(front & np.isfinite(p.depth) & p.active[:, None, :], p.w_depth, 0.0)
         rd = np.where(wd > 0, z - np.nan_to_num(p.depth), 0.0)
-        cost += np.sum(wd * rd * rd)
+        # robust: a depth read on an occluder or a flying pixel must not pin the joint
+        zd = wd * rd * rd / p.depth_scale**2
+        cost += np.sum(p.depth_scale**2 * _robust_rho(zd, p.loss))
 
     if not need_jacobian:
         return cost, None
@@ -251,8 +256,9 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
 
     if p.depth is not None:
         r2 = p.R[:, 2, :]  # (V, 3)
-        Hd += np.einsum("tvj,vi,vk->tjik", wd, r2, r2)
-        g += np.einsum("tvj,vi->tji", wd * rd, r2)
+        wdr = wd * _robust_weight(zd, p.loss)
+        Hd += np.einsum("tvj,vi,vk->tjik", wdr, r2, r2)
+        g += np.einsum("tvj,vi->tji", wdr * rd, r2)
 
     H_bone = None
     if len(p.bones):
@@ -477,6 +483,24 @@ def _spikes(xyz: np.ndarray, gate_m: float, half_window: int = 3, speed_factor: 
         return np.linalg.norm(xyz - median, axis=-1) > gate
 
 
+def _bone_consistent(xyz: np.ndarray, bones: np.ndarray, lengths: np.ndarray, gate_m: float) -> np.ndarray:
+    """(T, J) True where a joint has at least one rigid bone whose other end is finite and every such
+    bone is within ``gate_m`` of its length."""
+    T, J = xyz.shape[:2]
+    if not len(bones) or gate_m <= 0:
+        return np.zeros((T, J), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        dev = np.abs(np.linalg.norm(xyz[:, bones[:, 0]] - xyz[:, bones[:, 1]], axis=-1) - lengths)  # (T, Br)
+    known = np.isfinite(dev)
+    bad = known & (dev > gate_m)
+    n_known = np.zeros((T, J), dtype=int)
+    n_bad = np.zeros((T, J), dtype=int)
+    for end in (0, 1):  # both ends of each bone (two vectorized scatter-adds)
+        np.add.at(n_known, (slice(None), bones[:, end]), known)
+        np.add.at(n_bad, (slice(None), bones[:, end]), bad)
+    return (n_known > 0) & (n_bad == 0)
+
+
 def _interpolate(xyz: np.ndarray) -> np.ndarray:
     """Linear interpolation over time of each joint's NaN frames; nearest value at the ends."""
     T, J, _ = xyz.shape
@@ -571,7 +595,9 @@ def refine_sequence(
     reproj0 = np.asarray(initial.reproj_error_px, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         consistent = (n_views0 >= 3) & (reproj0 <= cfg.spike_consistent_px)
-    spikes &= ~consistent
+    # ... and so is one whose rigid bones to its triangulated neighbours all keep the subject's
+    # lengths: a wrong consensus (another joint's detections) breaks them, fast motion does not.
+    spikes &= ~(consistent | _bone_consistent(x_init, bones, lengths, cfg.spike_bone_gate_m))
     x_init = np.where(spikes[..., None], np.nan, x_init)
     if spikes.any():
         log.info("refinement: %d joint-frames far from their temporal median restart from interpolation",
@@ -614,6 +640,9 @@ def refine_sequence(
         with np.errstate(divide="ignore"):
             # sigma floored at 0.1 mm (a zero sigma would pin the joint); inf sigma = no observation
             w_depth = np.where(np.isfinite(depth), 1.0 / np.square(np.maximum(depth_residuals.sigma_m, 1e-4)), 0.0)
+        # A depth point is read at a view's 2D detection: it counts only while that detection does
+        # (a detection dropped as an outlier, e.g. by the spike test, takes its depth along).
+        w_depth = np.where(used, w_depth, 0.0)
 
     weight_sum = np.zeros((T, 1, 1))
     x_acc = np.zeros((T, J, 3))
@@ -628,7 +657,7 @@ def refine_sequence(
             bones=bones, lengths=lengths, w_bone=1.0 / cfg.bone_sigma_m**2,
             w_acc=(fps * fps / cfg.accel_sigma_m_s2) ** 2,
             depth=None if depth is None else depth[sl], w_depth=None if depth is None else w_depth[sl],
-            loss=cfg.loss, scale=cfg.loss_scale_px, accel_loss=cfg.accel_loss,
+            loss=cfg.loss, scale=cfg.loss_scale_px, accel_loss=cfg.accel_loss, depth_scale=cfg.depth_loss_scale,
         )
         x_chunk, hd = _solve_chunk(p, np.nan_to_num(x_start[sl]), cfg)
         # Linear cross-fade over the overlaps with the previous and next chunk.

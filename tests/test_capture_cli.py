@@ -28,7 +28,7 @@ def small_config(tmp_path):
 
 def test_capture_simulated_session_folder(tmp_path, small_config, capsys):
     from calibration.rig_io import load_rig
-    from tests.test_session import playback
+    from test_session import playback  # tests/ is on sys.path (pytest prepend import mode)
 
     out = tmp_path / "session"
     rc = main(["capture", "--config", str(small_config), "--simulate", "2", "--duration", "1.5", "--out", str(out),
@@ -83,7 +83,7 @@ def test_devices_lists_simulated(capsys):
 
 
 def test_sigint_finalizes_files_and_manifest(tmp_path, small_config):
-    from tests.test_session import playback
+    from test_session import playback  # tests/ is on sys.path (pytest prepend import mode)
 
     out = tmp_path / "s"
     env = dict(os.environ, PYTHONPATH=str(ROOT))

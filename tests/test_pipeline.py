@@ -195,6 +195,27 @@ def test_frames_swapped_in_every_view_are_flipped_back(scene):
     assert np.linalg.norm(result.xyz[12, left] - scene["xyz"][12, left]) < np.linalg.norm(wrong - scene["xyz"][12, left])
 
 
+def test_triangulate_cli_takes_the_frame_rate_and_reports_sequence_quality(scene, tmp_path):
+    from calibration.rig_io import save_rig
+    from reconstruction.cli import main
+    from reconstruction.keypoints2d_io import write_keypoints2d
+    from reconstruction.points3d_io import read_points3d
+
+    kp_path = write_keypoints2d(tmp_path / "kp.npz", Keypoints2D(scene["det"], tuple(scene["rig"].names),
+                                                                 scene["skeleton"].joint_names, 30.0))
+    rig_path = save_rig(scene["rig"], tmp_path / "rig.yaml", "yaml")
+    out = tmp_path / "out.trc"
+    assert main(["triangulate", "--calibration", str(rig_path), "--keypoints", str(kp_path), "--fps", "60",
+                 "--output", str(out)]) == 0
+    assert read_points3d(out).fps == 60.0
+    summary = json.loads((tmp_path / "out.trc.summary.json").read_text())
+    seq = summary["sequence_quality"]
+    assert seq["fps"] == 60.0 and seq["frames"] == T
+    assert seq["completeness"] == pytest.approx(summary["completeness"])
+    assert main(["triangulate", "--calibration", str(rig_path), "--keypoints", str(kp_path), "--fps", "0",
+                 "--output", str(out)]) == 2
+
+
 class _CountingModel:
     """A stand-in 2D model: the true joints of the simulated session (plus 1 px), counting its calls."""
 

@@ -11,7 +11,7 @@ HELP = "record a multi-camera session (one file per camera + manifest), optional
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", help="capture config YAML (default: configs/capture.yaml)")
+    parser.add_argument("--config", metavar="FILE", help="capture config YAML (default: configs/capture.yaml)")
     parser.add_argument("--calibration", metavar="RIG", help="rig file of these cameras (copied as rig.yaml)")
     parser.add_argument("--out", required=True, metavar="SESSION_DIR", help="session folder to write")
     parser.add_argument("--duration", type=float, metavar="S", help="seconds to record (default: until Ctrl-C)")

@@ -1,12 +1,17 @@
 """``mocap triangulate``: 2D keypoints of a calibrated rig -> 3D joints, with a quality summary.
 
-    mocap triangulate --calibration RIG --keypoints KP [--skeleton SKEL] [--min-views 2] [--refine] --output OUT
+    mocap triangulate --calibration RIG --keypoints KP [--skeleton SKEL] [--min-views 2] [--refine] [--fps F] --output OUT
 
 RIG: any rig file ``calibration.rig_io.load_rig`` reads. KP: our 2D ``.npz`` or an OpenPose JSON
 root (one sub-folder per camera, named like the rig's cameras). OUT by extension: ``.npz`` (with the
 quality arrays ``reproj_error_px``, ``n_views``, ``covariance``, ``uncertainty_m``), ``.trc`` or
 ``.c3d``. The summary (reprojection error per camera and per joint, how often each camera was
-excluded, completeness, the configuration used) is printed and written to ``OUT.summary.json``.
+excluded, completeness, the configuration used) is printed and written to ``OUT.summary.json``,
+with, when the skeleton is known, the ground-truth-free sequence quality of
+``reconstruction.quality.sequence_quality`` (jitter, bone-length spread, ...) under ``sequence_quality``.
+
+``--fps`` sets the frame rate (OpenPose folders carry none: 30 is assumed with a warning); the
+refinement's smoothness, the sequence quality and the TRC/C3D output use it.
 
 ``--refine`` runs the sequence refinement (``reconstruction.refine.refine_sequence``: reprojection
 + bone lengths + smoothness) on the triangulation, which needs the skeleton.
@@ -29,6 +34,8 @@ def add_arguments(parser) -> None:
                         help="fewest consistent views a joint needs (default 2)")
     parser.add_argument("--refine", action="store_true",
                         help="refine the whole sequence (reprojection + bone lengths + smoothness) after triangulating")
+    parser.add_argument("--fps", type=float, default=None, metavar="F",
+                        help="frame rate of the keypoints (OpenPose folders carry none; default: the file's, else 30)")
     parser.add_argument("--output", required=True, metavar="OUT", help="3D output: .npz, .trc or .c3d")
 
 
@@ -124,6 +131,9 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".npz", ".trc", ".c3d"):
         raise ConfigError(f"--output {out}: unknown 3D file type {out.suffix!r} (use .npz, .trc or .c3d)")
+    fps = getattr(args, "fps", None)
+    if fps is not None and not fps > 0:
+        raise ConfigError(f"--fps {fps:g}: the frame rate must be positive")
     rig = load_rig(args.calibration)
     if len(rig) < 2:
         raise FileFormatError(
@@ -135,7 +145,7 @@ def run(args) -> int:
         from reconstruction.skeleton import load_skeleton
 
         skeleton_given = load_skeleton(args.skeleton)
-    kp = read_keypoints2d(args.keypoints, skeleton=skeleton_given)
+    kp = read_keypoints2d(args.keypoints, skeleton=skeleton_given, fps=fps)
     skeleton = _skeleton_for(kp.joint_names, args.skeleton, args.keypoints)
     rig_used = match_cameras(kp.cameras, rig, args.keypoints, args.calibration)
     if len(rig_used) < 2:
@@ -179,6 +189,11 @@ def run(args) -> int:
         "refine": refined,
         "config": dataclasses.asdict(cfg),
     })
+    if skeleton is not None:
+        from reconstruction.quality import sequence_quality
+
+        summary["sequence_quality"] = sequence_quality(result.xyz, skeleton, kp.fps, result.reproj_error_px,
+                                                       result.n_views)
     summary_path = out.with_name(out.name + ".summary.json")
     fd, tmp = tempfile.mkstemp(prefix=f".{summary_path.name}.", suffix=".tmp", dir=summary_path.parent)
     try:

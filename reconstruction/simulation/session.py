@@ -102,8 +102,8 @@ class SimulationConfig:
     seed: int = 0
     board: bool = False
     board_file: str | None = None
-    board_seconds: float = 4.0
-    board_fps: int = 10
+    board_seconds: float = 8.0
+    board_fps: int = 5
 
     def __post_init__(self):
         if self.cameras < 1:
@@ -239,7 +239,9 @@ def simulate_session(
     skeleton = load_skeleton(cfg.skeleton)
     rig = build_rig(cfg)
     V, T, J = len(rig), cfg.num_frames, skeleton.num_joints
-    motion_rng, timing_rng, render_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(3))
+    # The board has its own stream: its motion does not change with the person's settings.
+    motion_rng, timing_rng, render_rng, board_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4))
 
     xyz = simulated_motion(cfg, skeleton, motion_rng)
     if cfg.clock_offsets_ms is not None:
@@ -282,7 +284,7 @@ def simulate_session(
         # Reported on the same scale as before: the board sequence counts as T more frames.
         board_progress = None if progress is None else (
             lambda done, total: progress(T + int(round(done * T / total)), 2 * T))
-        _simulate_board(out_dir / "board", cfg, rig, renderers, offsets, timing_rng, render_rng, board_progress)
+        _simulate_board(out_dir / "board", cfg, rig, renderers, offsets, board_rng, render_rng, board_progress)
     rig_yaml = save_rig(rig, out_dir / "rig.yaml", "yaml", world="simulated: metres, Z up, floor at Z = 0")
     rig_toml = save_rig(rig, out_dir / "rig.toml", "toml")
     truth = out_dir / "ground_truth.npz"
