@@ -10,9 +10,12 @@ The unknowns are the 3D joints of every frame of a chunk. The cost is a sum of
   detection score and passed through a robust loss (soft-L1, Huber or Cauchy, scale ``loss_scale_px``);
 - bone-length residuals ``(|X_a - X_b| - L_b) / bone_sigma_m`` for the skeleton's rigid bones, with
   the subject's lengths ``L`` (given, or estimated robustly from the triangulation first);
-- temporal acceleration residuals ``(X[t-1] - 2 X[t] + X[t+1]) * fps^2 / accel_sigma_m_s2``;
+- temporal acceleration residuals ``(X[t-1] - 2 X[t] + X[t+1]) * fps^2 / accel_sigma_m_s2``, through
+  a robust loss (``accel_loss``, soft-L1): real joints reach tens of m/s^2 (feet and hands 100-300 m/s^2
+  in a kick), and a quadratic term would flatten that motion; the robust term bounds its pull;
 - optional depth residuals (the RGB-D slot, :class:`DepthObservations`): a measured camera-frame depth
-  per (frame, view, joint) with its sigma, ``(z_cam(X) - z) / sigma``.
+  per (frame, view, joint) with its sigma, ``(z_cam(X) - z) / sigma``, robust (``loss`` at
+  ``depth_loss_scale`` sigmas), counted only while the view's detection is used.
 
 Every residual touches one joint, two joints of one frame or one joint at three consecutive frames,
 so the Gauss-Newton normal matrix is block-banded once the unknowns are ordered frame-major
@@ -23,8 +26,12 @@ block (data, bones, acceleration diagonal), all frames at once: ~0.4-1 ms per fr
 Cholesky (``solver="banded"``) is there to check it.
 
 Gross triangulation errors (a wrong consensus of outliers) are found first: a joint farther than
-``spike_gate_m`` from the median of the 6 frames around it restarts from interpolation and keeps only
-those of its used detections that lie within ``single_view_gate_px`` of that start.
+``spike_gate_m`` plus ``spike_speed_factor`` times its local speed (m per frame) from the median of the
+6 frames around it restarts from interpolation and keeps only those of its used detections that lie
+within ``single_view_gate_px`` of that start -- unless its own measurement vouches for it: >= 3 views
+within ``spike_consistent_px`` mean reprojection error, or every rigid bone to a triangulated
+neighbour within ``spike_bone_gate_m`` of the subject's length, or >= 2 of its views' depth within
+``spike_depth_sigmas``. Fast real motion is thus kept, and only doubtful joints are restarted.
 
 Long recordings are cut into chunks of ``chunk_frames`` with ``overlap_frames`` in common, solved
 independently (bounded memory) and cross-faded linearly over the overlap.
@@ -62,7 +69,11 @@ class RefinementConfig:
         loss_scale_px: residual (pixels) where the robust loss starts to flatten.
         use_scores: weight each detection by its score (confidence).
         bone_sigma_m: allowed frame-to-frame deviation of a rigid bone from the subject's length.
-        accel_sigma_m_s2: expected joint acceleration (m/s^2); smaller = smoother.
+        accel_sigma_m_s2: scale of joint acceleration (m/s^2); smaller = smoother.
+        accel_loss: robust loss on each joint's acceleration (soft-L1: quadratic below
+            ``accel_sigma_m_s2``, linear above, so a foot strike or a kick is not flattened).
+        depth_loss_scale: depth residuals (in sigmas) beyond which their robust loss (``loss``)
+            flattens.
         fps: frame rate that turns ``accel_sigma_m_s2`` into per-frame second differences; pipelines
             pass the recording's rate to :func:`refine_sequence` (argument ``fps``) instead.
         chunk_frames, overlap_frames: frames per solved chunk and frames shared by consecutive chunks.
@@ -80,6 +91,13 @@ class RefinementConfig:
         spike_gate_m: a triangulated joint farther than this from the median of the 6 frames around
             it is treated as a gross error (see the module docstring); below 30 fps the gate grows as
             30 / fps and the window shrinks to ~0.1 s each side.
+        spike_speed_factor: the gate grows by this times the joint's local speed (m per frame).
+        spike_consistent_px: a joint >= 3 views triangulated within this mean reprojection error is
+            never a spike.
+        spike_bone_gate_m: a joint whose rigid bones to triangulated neighbours are all within this
+            of the subject's lengths is never a spike (0: off).
+        spike_depth_sigmas: a joint whose depth (>= 2 of its used views) agrees with it within this
+            many sigmas is never a spike.
     """
 
     reproj_sigma_px: float = 3.0
@@ -106,6 +124,7 @@ class RefinementConfig:
     spike_speed_factor: float = 1.0
     spike_consistent_px: float = 4.5
     spike_bone_gate_m: float = 0.03
+    spike_depth_sigmas: float = 3.0
 
     def __post_init__(self):
         for name in ("reproj_sigma_px", "loss_scale_px", "bone_sigma_m", "accel_sigma_m_s2", "fps"):
@@ -598,6 +617,15 @@ def refine_sequence(
     # ... and so is one whose rigid bones to its triangulated neighbours all keep the subject's
     # lengths: a wrong consensus (another joint's detections) breaks them, fast motion does not.
     spikes &= ~(consistent | _bone_consistent(x_init, bones, lengths, cfg.spike_bone_gate_m))
+    if depth_residuals is not None and np.shape(depth_residuals.depth_m) == (T, V, J):
+        # ... and so is one whose depth, read by >= 2 of its views at their own detections, agrees
+        # with it: a 2-view triangulation with one outlier on the epipolar line has a small
+        # reprojection error, but the outlier's depth (another body part, the background) disagrees.
+        z_init = np.stack([cam.world_to_camera(x_init)[..., 2] for cam in rig], axis=1)  # (T, V, J)
+        with np.errstate(invalid="ignore"):
+            agree = used0 & (np.abs(z_init - depth_residuals.depth_m)
+                             <= cfg.spike_depth_sigmas * depth_residuals.sigma_m)
+        spikes &= ~(agree.sum(axis=1) >= 2)
     x_init = np.where(spikes[..., None], np.nan, x_init)
     if spikes.any():
         log.info("refinement: %d joint-frames far from their temporal median restart from interpolation",

@@ -27,6 +27,8 @@ def test_demo_runs_and_prints_its_accuracy(tmp_path, capsys):
     with_depth = float(out.split("MPJPE with depth fusion:")[1].split("mm")[0])
     without = float(out.split("MPJPE without depth fusion:")[1].split("mm")[0])
     assert with_depth < 25.0 and with_depth < without
+    true_rig = float(out.split("with the simulator's true rig instead of the calibrated one:")[1].split("mm")[0])
+    assert without < true_rig + 5.0  # the board calibration costs a few millimetres at most
     rec = tmp_path / "reconstruction"
     for name in ("points3d.npz", "points3d.trc", "points3d.c3d", "quality.json", "plot3d.png", "reconstruction.yaml"):
         assert (rec / name).is_file(), name
@@ -52,3 +54,28 @@ def test_distance_to_reference_finds_the_frame_shift(tmp_path):
     result = distance_to_reference(ours, skeleton, path)
     assert result["shift"] == 1 and result["joints"] == 17
     assert result["median_m"] == pytest.approx(0.01, abs=1e-4)
+
+
+def test_align_rig_undoes_a_rigid_motion_and_reports_what_remains():
+    from dataclasses import replace
+
+    from scipy.spatial.transform import Rotation
+
+    from calibration.camera import Rig
+    from calibration.synthetic import ring_rig
+    from reconstruction.cli.demo import align_rig
+
+    truth = ring_rig(4, 3.0, 1.5)
+    Q = Rotation.from_euler("xyz", [10, -20, 75], degrees=True).as_matrix()  # X_other = Q X_truth + s
+    s = np.array([0.5, -1.0, 2.0])
+    moved = [replace(c, R=c.R @ Q.T, t=c.t - c.R @ Q.T @ s) for c in truth.cameras]
+    # one camera also off by 1 degree about its own optical axis (a centre error would move the fit)
+    turn = Rotation.from_euler("z", 1.0, degrees=True).as_matrix()
+    moved[2] = replace(moved[2], R=turn @ moved[2].R, t=turn @ moved[2].t)
+    placed, acc = align_rig(Rig(tuple(reversed(moved))), truth)  # any order: matched by name
+    assert placed.names == truth.names
+    np.testing.assert_allclose(acc["position_m"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(acc["rotation_deg"], [0.0, 0.0, 1.0, 0.0], atol=1e-4)  # arccos near 1
+    np.testing.assert_allclose(acc["R"], Q.T, atol=1e-9)
+    np.testing.assert_allclose(placed.cameras[0].R, truth.cameras[0].R, atol=1e-9)
+    np.testing.assert_allclose(placed.cameras[0].t, truth.cameras[0].t, atol=1e-9)

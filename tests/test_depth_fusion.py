@@ -235,3 +235,29 @@ def test_per_frame_list_with_missing_views_matches_array(rig4, rng):
     ref = lift_keypoints_with_depth(kp, depth[None], DEPTH_SCALE, rig4, offsets_m=radii)
     assert np.all(np.isnan(lift.points[0, 1]))
     np.testing.assert_array_equal(lift.points[0, [0, 2, 3]], ref.points[0, [0, 2, 3]])
+
+
+def test_depth_noise_scale_measures_the_sensor_against_the_triangulation(rig4):
+    # Depth points scattered along each view's ray with 8 mm (joint 0) and 30 mm (joint 1) while the
+    # model says 16 mm; the triangulation has 5 mm isotropic error, which it reports. The measured
+    # scale undoes the model's error: 0.5 and 1.875 (within sampling noise).
+    from reconstruction.depth_fusion import depth_noise_scale
+
+    rng = np.random.default_rng(3)
+    T, V, J = 400, len(rig4), 2
+    truth = rng.normal([0.0, 0.0, 1.0], 0.2, size=(T, J, 3))
+    ray = truth[:, None] - rig4.centers[None, :, None, :]
+    u = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
+    true_sigma = np.array([0.008, 0.030])
+    points = truth[:, None] + u * (rng.normal(size=(T, V, J)) * true_sigma)[..., None]
+    tri_xyz = truth + rng.normal(scale=0.005, size=truth.shape)
+    tri_cov = np.broadcast_to(0.005**2 * np.eye(3), (T, J, 3, 3))
+    var_ray = np.full((T, V, J), 0.016**2)
+    used = np.ones((T, V, J), dtype=bool)
+    reliable = np.ones((T, J), dtype=bool)
+    scale = depth_noise_scale(points, var_ray, used, tri_xyz, tri_cov, reliable, rig4)
+    np.testing.assert_allclose(scale, true_sigma / 0.016, rtol=0.12)
+    # too few samples: the model stands
+    few = depth_noise_scale(points, var_ray, used & (np.arange(T) < 3)[:, None, None], tri_xyz, tri_cov,
+                            reliable, rig4)
+    np.testing.assert_array_equal(few, 1.0)

@@ -192,7 +192,8 @@ def test_frames_swapped_in_every_view_are_flipped_back(scene):
     off = replace(cfg, swaps_3d=False)
     left = skeleton.joint_names.index("left_ankle")
     wrong = reconstruct_keypoints(det, scene["rig"], skeleton, off, 30.0).xyz[12, left]
-    assert np.linalg.norm(result.xyz[12, left] - scene["xyz"][12, left]) < np.linalg.norm(wrong - scene["xyz"][12, left])
+    truth = scene["xyz"][12, left]
+    assert np.linalg.norm(result.xyz[12, left] - truth) < np.linalg.norm(wrong - truth)
 
 
 def test_triangulate_cli_takes_the_frame_rate_and_reports_sequence_quality(scene, tmp_path):
