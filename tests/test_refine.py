@@ -178,8 +178,9 @@ def test_real_motion_is_not_flattened(shared_dir, rig4, skeleton, outliers, occl
 
 
 def test_depth_of_a_dropped_detection_is_dropped_too(rig4, skeleton):
-    # A wrong 2-view consensus (view 0 and 1 both on the wrong spot) with a depth read at the same wrong
-    # detection: the spike test drops the detections, and their depth must not keep the joint there.
+    # A wrong 2-view consensus (view 0 and 1 both on the wrong spot) with a confident depth read at the
+    # same wrong detections: the spike test drops the detections, and their depth (gated with them,
+    # and robust) must not keep the joint there.
     truth, kp, tri = _case(rig4, skeleton, T=60)
     j, t = skeleton.index("left_wrist"), 30
     axes = rig4.cameras[0].R[2] + rig4.cameras[1].R[2]  # away from both cameras: their depths change

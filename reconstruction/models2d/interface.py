@@ -110,13 +110,18 @@ class KeypointModel2D:
         """Run on ``images`` (B of (H, W, 3) uint8 RGB, frames or views) inside ``boxes (B, 4)``
         (x, y, w, h image px; None = the whole image, padded to a square).
 
-        Rows with a NaN box give NaN keypoints (score NaN) and zero heatmaps.
+        Rows with a NaN box or a None image (a view missing from a frame set) give NaN keypoints
+        and zero heatmaps.
         """
         B = len(images)
+        present = np.array([im is not None for im in images], dtype=bool)
         if boxes is None:
-            boxes = np.array([[-0.5, -0.5, im.shape[1], im.shape[0]] for im in images], dtype=np.float64)
+            boxes = np.array([[-0.5, -0.5, im.shape[1], im.shape[0]] if im is not None else [np.nan] * 4
+                              for im in images], dtype=np.float64)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(B, 4)
-        ok = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 1) & (boxes[:, 3] > 1)
+        ok = present & np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 1) & (boxes[:, 3] > 1)
+        blank = np.zeros((2, 2, 3), np.uint8)
+        images = [im if im is not None else blank for im in images]
         S = self.input_size
         w, h = _wh(S)
         crop_boxes = square_boxes(np.where(ok[:, None], boxes, [0, 0, 2, 2]), box_scale, aspect=w / h)
@@ -166,7 +171,8 @@ def average_flip(kp: np.ndarray, kp_flipped_back: np.ndarray) -> np.ndarray:
 def detect_sequence(model: KeypointModel2D, frames, init_boxes=None, detector=None, box_cfg=None,
                     refine_first: int = 2, flip_test: bool = False, progress=None) -> np.ndarray:
     """Track one person through a multi-view sequence: ``frames`` yields, per frame, a list of V
-    images (H, W, 3) uint8 RGB. Returns keypoints ``(T, V, J, 3)`` in image pixels.
+    images (H, W, 3) uint8 RGB (None for a view missing from that frame). Returns keypoints
+    ``(T, V, J, 3)`` in image pixels, NaN for missing views.
 
     The box of each view is made from that view's joints in the previous frame
     (:func:`~reconstruction.models2d.boxes.boxes_from_keypoints`). Where there is none (first
@@ -184,7 +190,7 @@ def detect_sequence(model: KeypointModel2D, frames, init_boxes=None, detector=No
     for images in frames:
         V = len(images)
         boxes = boxes_from_keypoints(prev, cfg) if prev is not None else np.full((V, 4), np.nan)
-        lost = ~np.isfinite(boxes).all(axis=1)
+        lost = ~np.isfinite(boxes).all(axis=1) & np.array([im is not None for im in images])
         if lost.any():
             fresh = None
             if detector is not None:
