@@ -139,3 +139,14 @@ def test_detect_sequence_tracks_and_redetects():
     np.testing.assert_allclose(kp[:, 1, 4, :2], np.tile([169.5, 119.5], (6, 1)), atol=3.0)
     # the detector ran on frame 0 (both views) and after the loss (one view), not in between
     assert calls == [2, 1]
+
+
+def test_missing_view_gives_nan_not_an_error():
+    from reconstruction.models2d.interface import detect_sequence
+
+    model = _BlobModel()
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[20:80, 40:60] = 255
+    kp = detect_sequence(model, [[img, img], [img, None], [img, img]])
+    assert np.isnan(kp[1, 1]).all() and np.isfinite(kp[[0, 2], 1]).all()
+    np.testing.assert_allclose(kp[2, 1, 4, :2], [49.5, 49.5], atol=2.0)

@@ -133,5 +133,12 @@ def test_detect2d_cli_on_a_short_video(shared_dir, tmp_path, capsys):
     assert np.all((kp.keypoints[..., 0][good] > 0) & (kp.keypoints[..., 0][good] < 1088))
     cap = cv2.VideoCapture(str(src))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
-    assert main(["detect2d", "--recording", "r", "--output", str(out)]) == 2
-    assert "not supported yet" in capsys.readouterr().err
+    # the same through the frame-set stream (videos are recordings too), views named by the files
+    other = src.with_name("cam03.mp4")
+    rc = main(["detect2d", "--model", "movenet-lightning", "--recording", str(src), str(other), "--output",
+               str(out), "--weights-dir", str(wdir), "--max-frames", "2"])
+    assert rc == 0, capsys.readouterr().err
+    kp2 = read_keypoints2d(out)
+    assert kp2.keypoints.shape == (2, 2, 17, 3) and kp2.cameras == ("cam02", "cam03")
+    np.testing.assert_allclose(kp2.keypoints[:, 0], kp.keypoints[:2, 0], atol=1e-6)
+    assert main(["detect2d", "--recording", str(tmp_path / "none.bag"), "--output", str(out)]) == 2
