@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reconstruction.nan_warnings import quiet_nan_warnings
+
 from capture.config import load_yaml
 from capture.errors import ConfigError
 from reconstruction.skeleton import Skeleton
@@ -153,7 +155,7 @@ def estimate_bone_lengths(
         good &= (err[:, idx[:, 0]] <= max_reproj_px) & (err[:, idx[:, 1]] <= max_reproj_px)
     masked = np.where(good, lengths, np.nan)
     count = good.sum(axis=0)
-    with np.errstate(all="ignore"), _quiet_nan_warnings():
+    with np.errstate(all="ignore"), quiet_nan_warnings():
         median = np.nanmedian(masked, axis=0)
         spread = _MAD_TO_STD * np.nanmedian(np.abs(masked - median), axis=0)
     enough = count >= min_frames
@@ -165,20 +167,6 @@ def estimate_bone_lengths(
         missing = [f"{a}-{b}" for (a, b), ok in zip(skeleton.bones, enough) if not ok]
         log.info("bone lengths: too few good frames for %d bones (%s)", len(missing), ", ".join(missing))
     return BoneLengths(skeleton.bones, median, sigma, spread, count, source="sequence")
-
-
-class _quiet_nan_warnings:
-    """nanmedian of an all-NaN column warns; an unmeasured bone is expected, not a problem."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 def _sideless(joint: str) -> str:

@@ -28,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
+from reconstruction.nan_warnings import quiet_nan_warnings
+
 log = logging.getLogger(__name__)
 
 # Distance (m) from the visible skin to the joint centre, seen from the front, for adults: about
@@ -383,7 +385,7 @@ def estimate_joint_offsets(
     flat = diff.reshape(-1, diff.shape[-1])
     count = np.isfinite(flat).sum(axis=0)
     enough = count >= cfg.min_offset_samples
-    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+    with np.errstate(invalid="ignore"), quiet_nan_warnings():
         median = np.nanmedian(flat, axis=0)
         out = np.where(enough, np.clip(median, -0.05, 0.2), prior_m)
         if not return_sigma:
@@ -410,18 +412,6 @@ def with_offsets(lift: "DepthLift", rig, offsets_m: np.ndarray, sigma_m: np.ndar
         var_ray = var_ray + extra[None, None, :]
     return DepthLift(points=points, covariance=cov, surface=lift.surface, offsets_m=np.asarray(offsets_m),
                      var_ray=var_ray)
-
-
-class _quiet_nan_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 def apply_offsets(surface: np.ndarray, rig, offsets_m: np.ndarray) -> np.ndarray:
@@ -457,7 +447,7 @@ def _rolling_nanmedian(x: np.ndarray, half: int) -> np.ndarray:
     T = x.shape[0]
     pad = np.concatenate([np.full((half,) + x.shape[1:], np.nan), x, np.full((half,) + x.shape[1:], np.nan)])
     windows = np.stack([pad[k : k + T] for k in range(2 * half + 1)])  # (2h+1, T, ...)
-    with _quiet_nan_warnings():
+    with quiet_nan_warnings():
         return np.nanmedian(windows, axis=0)
 
 
@@ -513,7 +503,7 @@ def fuse(
     m2 = np.einsum("...i,...ij,...j->...", np.nan_to_num(diff), S_inv, np.nan_to_num(diff))
     accept_tri = both & (m2 <= cfg.gate_chi2)
     # Without a triangulated point: gate against the median of the joint's depth points.
-    with _quiet_nan_warnings():
+    with quiet_nan_warnings():
         med = np.nanmedian(np.where(d_ok[..., None], depth_points, np.nan), axis=1)  # (T, J, 3)
     dist = np.linalg.norm(depth_points - med[:, None], axis=-1)
     near_med = d_ok & (np.nan_to_num(dist, nan=np.inf) <= cfg.gate_distance_m)
@@ -596,7 +586,7 @@ def depth_noise_scale(
     ok = used & reliable[:, None, :] & np.isfinite(diff) & np.isfinite(var_ray) & (var_ray > 0)
     J = depth_points.shape[2]
     scale = np.ones(J)
-    with _quiet_nan_warnings():
+    with quiet_nan_warnings():
         d = np.where(ok, diff, np.nan).reshape(-1, J)
         med = np.nanmedian(d, axis=0)
         measured = (1.4826 * np.nanmedian(np.abs(d - med), axis=0)) ** 2
