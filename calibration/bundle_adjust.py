@@ -225,7 +225,7 @@ def bundle_adjust(
     """Refine cameras (V: R (V,3,3), t (V,3), K (V,3,3), dist (V,k)) and board poses (F: R, t) to
     the observations; the reference camera's pose stays fixed, and so do the intrinsics named in
     ``hold`` (any of fx, fy, cx, cy, k1, k2, p1, p2, k3). Returns a :class:`BundleResult`."""
-    V, F, M = len(cam_R), len(board_R), len(obs.uv)
+    V, M = len(cam_R), len(obs.uv)
     cams = np.zeros((V, N_CAM))
     cams[:, :3] = matrix_to_rodrigues(np.asarray(cam_R))
     cams[:, 3:6] = np.asarray(cam_t, dtype=np.float64)

@@ -922,7 +922,6 @@ def reconstruct_session(
 
 
 def _skeleton_for(model, skeleton):
-    from capture.errors import ConfigError
     from reconstruction.skeleton import builtin_skeletons, load_skeleton
 
     for name in builtin_skeletons():

@@ -480,8 +480,8 @@ def _consensus(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pair hypotheses among the views ``order`` (K, N) of each point, MSAC scoring in every view,
     gated re-solves. Returns X (N, 3), used (V, N) and the MSAC cost (N,) of the chosen hypothesis."""
-    V, N = views.V, views.N
-    valid, s, d, C = views.valid, views.s, views.d, views.C
+    N = views.N
+    valid, d, C = views.valid, views.d, views.C
     K = order.shape[0]
     pairs = list(combinations(range(K), 2))
     H = np.empty((len(pairs), N, 3))

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from calibration.camera import Camera, Rig, rodrigues_to_matrix
-from capture.atomic import atomic_write_text  # noqa: F401  (re-exported for the format modules)
 from capture.errors import FileFormatError
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.camera import Rig
-from calibration.formats._common import atomic_write_text, make_camera, make_rig, read_text
+from calibration.formats._common import make_camera, make_rig, read_text
+from capture.atomic import atomic_write_text
 from capture.errors import FileFormatError
 
 _UNITS = {"m": 1.0, "mm": 1e-3, "cm": 1e-2}

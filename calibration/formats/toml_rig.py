@@ -22,7 +22,8 @@ import re
 from pathlib import Path
 
 from calibration.camera import Rig
-from calibration.formats._common import atomic_write_text, make_camera, make_rig, read_text
+from calibration.formats._common import make_camera, make_rig, read_text
+from capture.atomic import atomic_write_text
 from capture.errors import FileFormatError
 
 try:  # Python >= 3.11

@@ -309,7 +309,6 @@ class CameraRenderer:
     def render(self, xyz: np.ndarray, rng: np.random.Generator | None = None) -> Rendered:
         """Images of the body with joints ``xyz`` (J, 3) world metres (NaN: no body drawn)."""
         rng = rng or np.random.default_rng()
-        s = self.settings
         zbuf, ids, A, B = self.body_zbuffer(xyz)
         on_body = zbuf < self.background_depth
         depth_m = np.where(on_body, zbuf, self.background_depth)
