@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from capture.atomic import atomic_write_text
 from capture.capture_config import CaptureConfig
 from capture.config import to_plain
 from capture.devices import CapturedFrame, FrameSource
@@ -74,10 +75,7 @@ def prepare_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, crea
 
 def write_json_atomic(path: Path, data: dict) -> Path:
     """Write JSON to a temp file in the same folder, then rename: a reader sees the old or the new file."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(partial, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, default=_json_default))
 
 
 def _json_default(value):

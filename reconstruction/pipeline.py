@@ -697,15 +697,11 @@ def _read_cache(paths: list[Path], num_frames: int) -> np.ndarray | None:
 
 
 def _write_cache(paths: list[Path], kp: np.ndarray) -> None:
-    import os
-    import tempfile
+    from capture.atomic import atomic_path
 
     for v, path in enumerate(paths):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, keypoints=kp[:, v])
-        os.replace(tmp, path)
 
 
 class _Detector2D:

@@ -115,13 +115,12 @@ def run(args) -> int:
     import dataclasses
     import json
     import logging
-    import os
-    import tempfile
     from pathlib import Path
 
     import numpy as np
 
     from calibration.rig_io import load_rig
+    from capture.atomic import atomic_write_text
     from capture.errors import ConfigError, FileFormatError
     from reconstruction.keypoints2d_io import read_keypoints2d
     from reconstruction.points3d_io import Points3D, write_points3d
@@ -195,14 +194,7 @@ def run(args) -> int:
         summary["sequence_quality"] = sequence_quality(result.xyz, skeleton, kp.fps, result.reproj_error_px,
                                                        result.n_views)
     summary_path = out.with_name(out.name + ".summary.json")
-    fd, tmp = tempfile.mkstemp(prefix=f".{summary_path.name}.", suffix=".tmp", dir=summary_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, summary_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(summary_path, json.dumps(summary, indent=2))
     print(format_summary(summary))
     print(f"wrote {out} and {summary_path}")
     return 0
