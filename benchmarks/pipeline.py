@@ -40,9 +40,9 @@ def _detections(truth_path: Path, seed: int = 1):
 
 
 def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: Path) -> None:
-    from reconstruction.depth_fusion import joint_offsets, lift_keypoints_with_depth
-    from reconstruction.pipeline import (ReconstructionConfig, iterate_frames, open_session, reconstruct_keypoints,
-                                         reconstruct_session)
+    from reconstruction.depth_fusion import joint_offsets
+    from reconstruction.pipeline import (ReconstructionConfig, iterate_frames, lift_depth, open_session,
+                                         reconstruct_keypoints, reconstruct_session)
     from reconstruction.simulation.session import SimulationConfig, simulate_session
 
     sim_cfg = SimulationConfig(cameras=4, seconds=seconds, clock_offsets_ms=(0.0,) * 4)
@@ -61,12 +61,12 @@ def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: 
     rows.append(("read + synchronize frame sets", t_read))
     kp = det.keypoints.select_cameras(session.rig.names).keypoints[: len(frames)]
     t0 = time.perf_counter()
-    lift = lift_keypoints_with_depth(kp, [f.depth for f in frames], 0.001, session.rig, cfg=cfg.depth_fusion,
-                                     offsets_m=joint_offsets(det.keypoints.joint_names, cfg.depth_fusion))
-    rows.append(("depth lift (window medians)", time.perf_counter() - t0))
     from reconstruction.skeleton import load_skeleton
 
     skeleton = load_skeleton(cfg.skeleton)
+    lift = lift_depth(kp, [f.depth for f in frames], 0.001, session.rig, skeleton, cfg, sim_cfg.fps,
+                      joint_offsets(det.keypoints.joint_names, cfg.depth_fusion))
+    rows.append(("depth lift (first 3D estimate + window medians)", time.perf_counter() - t0))
     res = reconstruct_keypoints(kp, session.rig, skeleton, cfg, sim_cfg.fps, lift=lift)
     for stage in ("triangulate", "depth_fusion", "refine", "filter"):
         rows.append((stage, res.timings_s.get(stage, float("nan"))))
@@ -110,7 +110,8 @@ def reconstruct_two_cameras(kp, lift, rig, skeleton, cfg, fps, truth) -> dict:
     for label, views in (("at 90 degrees (0, 1)", [0, 1]), ("facing (0, 2)", [0, 2])):
         sub = Rig(tuple(rig.cameras[v] for v in views))
         sub_lift = DepthLift(points=lift.points[:, views], covariance=lift.covariance[:, views],
-                             surface=lift.surface[:, views], offsets_m=lift.offsets_m, var_ray=lift.var_ray[:, views])
+                             surface=lift.surface[:, views], offsets_m=lift.offsets_m, var_ray=lift.var_ray[:, views],
+                             at_estimate=lift.at_estimate[:, views])
         res = reconstruct_keypoints(kp[:, views], sub, skeleton, cfg, fps, lift=sub_lift)
         n = min(len(truth), len(res.xyz))
         e = np.linalg.norm(res.xyz[:n] - truth[:n], axis=-1)

@@ -61,6 +61,9 @@ _HEIGHT_RATIOS = {
     frozenset(("thorax", "shoulder")): 0.259 * 0.75 / 2,
     frozenset(("nose", "eye")): 0.020,
     frozenset(("eye", "ear")): 0.045,
+    frozenset(("ear",)): 0.086,  # head breadth between the ears
+    frozenset(("eye",)): 0.036,  # interpupillary distance
+    frozenset(("nose", "ear")): 0.070,
     frozenset(("ankle", "heel")): 0.039,
     frozenset(("ankle", "big_toe")): 0.152 * 0.85,
     frozenset(("big_toe", "small_toe")): 0.030,
@@ -129,8 +132,14 @@ def estimate_bone_lengths(
     min_views: int = 2,
     max_reproj_px: float = 15.0,
     min_frames: int = 5,
+    covariance: np.ndarray | None = None,
 ) -> BoneLengths:
     """Median bone lengths over the frames where both ends are well triangulated.
+
+    Noise lengthens a bone on average: ``E|X_a - X_b|^2 = L^2 + tr(C_a) + tr(C_b)``, 10 mm on a 5 cm
+    face bone with 1 cm triangulation noise. With ``covariance`` (T, J, 3, 3) m^2 of ``xyz`` each
+    frame's squared length is corrected by the two traces (at most 3 times the bone's measured
+    length scatter squared) before the median.
 
     Args:
         xyz: (T, J, 3) metres, NaN where missing.
@@ -153,6 +162,16 @@ def estimate_bone_lengths(
     if reproj_error_px is not None:
         err = np.nan_to_num(np.asarray(reproj_error_px, dtype=np.float64), nan=np.inf)
         good &= (err[:, idx[:, 0]] <= max_reproj_px) & (err[:, idx[:, 1]] <= max_reproj_px)
+    if covariance is not None:
+        # Never more than the scatter the data show (3 axes of it): a covariance that assumes
+        # 3 px must not shorten the bones of clean data.
+        trace = np.trace(np.asarray(covariance, dtype=np.float64), axis1=-2, axis2=-1)  # (T, J)
+        noise = trace[:, idx[:, 0]] + trace[:, idx[:, 1]]
+        with np.errstate(all="ignore"), quiet_nan_warnings():
+            raw = np.where(good, lengths, np.nan)
+            scatter = _MAD_TO_STD * np.nanmedian(np.abs(raw - np.nanmedian(raw, axis=0)), axis=0)
+            noise = np.minimum(np.nan_to_num(noise), 3.0 * np.nan_to_num(scatter)[None, :] ** 2)
+            lengths = np.sqrt(np.maximum(lengths**2 - noise, 0.0))
     masked = np.where(good, lengths, np.nan)
     count = good.sum(axis=0)
     with np.errstate(all="ignore"), quiet_nan_warnings():
@@ -259,3 +278,26 @@ def combine(primary: BoneLengths, fallback: BoneLengths) -> BoneLengths:
     return BoneLengths(
         primary.bones, lengths, sigma, primary.spread_m, primary.num_frames, f"{primary.source}+{fallback.source}"
     )
+
+
+def complete_bone_lengths(lengths: BoneLengths, skeleton: Skeleton) -> BoneLengths:
+    """Fill the bones a sequence did not measure (e.g. a right arm no camera pair saw) from their
+    mirror bone (left <-> right: the same length, its uncertainty plus 2 %). Others stay NaN (free).
+
+    Body-height ratios are not used here: on the simulated CMU subject they held a two-camera
+    reconstruction 3-4 mm further from the truth than leaving those bones free.
+    """
+    L = np.array(lengths.lengths_m, dtype=np.float64)
+    sigma = np.array(lengths.sigma_m, dtype=np.float64)
+    missing = ~np.isfinite(L)
+    if not missing.any():
+        return lengths
+    perm = skeleton.flip_permutation
+    index = {frozenset(b): k for k, b in enumerate(skeleton.bone_indices.tolist())}
+    mirror = np.array([index.get(frozenset((int(perm[a]), int(perm[b]))), -1) for a, b in skeleton.bone_indices])
+    take = missing & (mirror >= 0) & np.isfinite(L[np.maximum(mirror, 0)])
+    if not take.any():
+        return lengths
+    L[take] = L[mirror[take]]
+    sigma[take] = np.hypot(sigma[mirror[take]], 0.02 * L[take])
+    return BoneLengths(lengths.bones, L, sigma, lengths.spread_m, lengths.num_frames, lengths.source + "+mirror")

@@ -23,7 +23,7 @@ Three steps, each a pure vectorized function:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -72,12 +72,43 @@ class DepthFusionConfig:
 
     Attributes:
         enabled: fuse depth at all (views without depth are always skipped).
-        window_px: half-size of the square window around a keypoint (window side ``2 w + 1``).
+        window_px: half-size of the square window around a keypoint (window side ``2 w + 1``); with
+            ``window_fraction`` the smallest radius of the disc window.
+        window_fraction: > 0: the window is a disc whose radius is this fraction of the joint's
+            anthropometric depth offset (about the limb's radius: hips 8 cm, wrists 2.5 cm), in
+            pixels at the joint's depth -- as many pixels of the limb as it has, so big joints get a
+            precise depth and small ones do not take in their surroundings; 0: the square window.
+        max_window_px: largest disc radius (pixels).
         min_valid_pixels: fewer valid pixels in the nearest cluster -> no depth for that keypoint.
         cluster_band_m: pixels within this distance behind the nearest surface of the window
             count as the person (the nearest depth cluster).
         min_depth_m / max_depth_m: depth outside this range is invalid.
         min_score: keypoints with a lower 2D score are not lifted.
+        sample_at_estimate: read the depth (and cast the ray) at the reprojection of a first
+            multi-view 3D estimate of the chunk (triangulation + refinement without depth) instead of
+            at the view's own detection, where the two lie within ``sample_gate_px``: the
+            reprojection is about twice as precise as one detection (3 px noise is 15 mm at 3 m, a
+            wrist is 5 cm wide). Needs >= 2 views.
+        sample_passes: how many times to read: pass 1 at the estimate without depth, each further
+            pass at the estimate with the depth the previous pass read.
+        sample_gate_px: farther than this from the detection, the detection's pixel is kept (a
+            wrong detection or a swap is left to the fusion's gate).
+        joints_without_depth: canonical joint names whose own depth refines no triangulation (their
+            depth points are dropped where the joint is triangulated; where no pair of views sees it,
+            depth alone still places it). Default: the face points. A nose, an eye or an
+            ear is a small feature on a steep, curved surface: 3 px of 2D noise moves its window
+            over 1-2 cm of depth, and how far the point lies behind what the camera sees changes with
+            the head's pose; measured on the simulator, their own depth made them worse (12.2 vs
+            10.7 mm). The head as a whole is measured instead (``head_depth``).
+        head_depth: measure the head's depth: a disc of the head's surface around where the head
+            centre (midpoint of the ears of the first 3D estimate) reprojects, in each view; the
+            centre lies a head radius behind it (estimated from the data). The refinement gets the
+            depth of the ears' midpoint: the face follows through its rigid bones. Needs both ears.
+        head_radius_m: head radius for the disc's size and the expected surface (the offset used is
+            re-estimated from the data).
+        head_window_fraction: the disc's radius as a fraction of ``head_radius_m``.
+        expected_band_m: with that first estimate, only depth pixels within this distance (+ 3 noise
+            sigmas) of the surface it predicts (its depth minus the joint's prior offset) are read.
         noise_a_m / noise_b_per_m: per-pixel depth noise ``sigma_z = a + b z^2`` (metres, z in
             metres); RealSense D4xx: error grows with the square of the distance, ``b = subpixel /
             (focal * baseline)`` = 0.08 / (430 px * 0.05 m) for a D435 at 848x480.
@@ -88,7 +119,8 @@ class DepthFusionConfig:
             surface along the ray; joints not listed use ``default_offset_m``. Empty means the
             anthropometric table of this module.
         default_offset_m: offset of joints not in the table.
-        offset_sigma_m: uncertainty (1 sigma) of the offset, added along the ray.
+        offset_sigma_m: uncertainty (1 sigma) of the offset, added along the ray (with
+            ``measure_noise``: the least the measured slow variation of the offset may be).
         estimate_offsets: replace the table by per-joint offsets estimated from the data (the
             median over frames and views of triangulated range minus surface range, where the
             triangulation is reliable) when enough samples exist.
@@ -103,24 +135,35 @@ class DepthFusionConfig:
             only has nothing else to be checked against); 0 turns this off.
         triangulation_sigma_floor_m: added (in quadrature) to the triangulation's covariance, so a
             tiny reported covariance does not silence depth.
-        measure_noise: scale each joint's along-ray depth sigma of the refinement's depth residuals
-            by what the data show (:func:`depth_noise_scale`: depth vs reliable triangulation).
+        measure_noise: measure from the data (:func:`measure_depth_noise`) how noisy each joint's
+            depth is (frame-to-frame, relative to the sensor model) and how much its offset varies
+            slowly, and weight the depth with that instead of the model and ``offset_sigma_m``.
     """
 
     enabled: bool = True
     window_px: int = 3
+    window_fraction: float = 1.0
+    max_window_px: int = 12
     min_valid_pixels: int = 4
     cluster_band_m: float = 0.12
     min_depth_m: float = 0.2
     max_depth_m: float = 8.0
     min_score: float = 0.1
+    sample_at_estimate: bool = True
+    sample_gate_px: float = 12.0
+    sample_passes: int = 1
+    expected_band_m: float = 0.03
+    joints_without_depth: tuple[str, ...] = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+    head_depth: bool = True
+    head_radius_m: float = 0.09
+    head_window_fraction: float = 0.5
     noise_a_m: float = 0.001
     noise_b_per_m: float = 0.0037
     independent_pixels: float = 9.0
     pixel_sigma_px: float = 3.0
     joint_offsets_m: dict[str, float] = field(default_factory=dict)
     default_offset_m: float = 0.04
-    offset_sigma_m: float = 0.01
+    offset_sigma_m: float = 0.003
     estimate_offsets: bool = True
     min_offset_samples: int = 20
     gate_chi2: float = 16.3
@@ -130,15 +173,23 @@ class DepthFusionConfig:
     triangulation_sigma_floor_m: float = 0.005
     measure_noise: bool = True
 
+    @property
+    def reach_px(self) -> int:
+        """Largest distance (pixels) from a keypoint that its depth window may read."""
+        return max(self.window_px, self.max_window_px) if self.window_fraction > 0 else self.window_px
+
     def __post_init__(self):
         if self.window_px < 0:
             raise ValueError(f"window_px must be >= 0, got {self.window_px}")
+        if self.max_window_px < self.window_px:
+            raise ValueError(f"max_window_px must be >= window_px, got {self.max_window_px} < {self.window_px}")
         if self.min_valid_pixels < 1:
             raise ValueError(f"min_valid_pixels must be >= 1, got {self.min_valid_pixels}")
         if not 0 < self.min_depth_m < self.max_depth_m:
             raise ValueError(f"need 0 < min_depth_m < max_depth_m, got {self.min_depth_m}, {self.max_depth_m}")
-        for name in ("noise_a_m", "noise_b_per_m", "pixel_sigma_px", "offset_sigma_m", "gate_chi2",
-                     "gate_distance_m", "triangulation_sigma_floor_m", "cluster_band_m"):
+        for name in ("noise_a_m", "noise_b_per_m", "pixel_sigma_px", "offset_sigma_m", "gate_chi2", "window_fraction",
+                     "gate_distance_m", "triangulation_sigma_floor_m", "cluster_band_m", "sample_gate_px", "expected_band_m",
+                     "head_radius_m", "head_window_fraction"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -153,6 +204,11 @@ class DepthLift:
         surface: (T, V, J, 3) world metres of the visible surface (before the offset).
         offsets_m: (J,) offsets used along the ray.
         var_ray: (T, V, J) variance (m^2) along the viewing ray (depth noise + offset).
+        at_estimate: (T, V, J) bool, read where a 3D estimate reprojects (``sample_uv``) rather than
+            at the view's detection: its label is the estimate's, not the detection's.
+        head_surface: (T, V, 3) world metres, the head's visible surface on the ray through the
+            head centre (midpoint of the ears), see :func:`lift_head_with_depth`; None without.
+        head_var: (T, V) m^2, the sensor model's variance of that surface's range.
     """
 
     points: np.ndarray
@@ -160,6 +216,9 @@ class DepthLift:
     surface: np.ndarray
     offsets_m: np.ndarray
     var_ray: np.ndarray | None = None
+    at_estimate: np.ndarray | None = None
+    head_surface: np.ndarray | None = None
+    head_var: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,8 +235,6 @@ class FusionResult:
         depth_only: (T, J, 3) inverse-covariance fusion of the accepted depth points alone.
         depth_only_covariance: (T, J, 3, 3).
         depth_only_joints: number of (frame, joint) reconstructed from depth without triangulation.
-        ray_sigma_scale: (J,) factor on each joint's modelled along-ray depth sigma, measured from the
-            data (see :func:`depth_noise_scale`); None when not measured. ``depth_residuals`` uses it.
     """
 
     xyz: np.ndarray
@@ -188,7 +245,6 @@ class FusionResult:
     depth_only: np.ndarray
     depth_only_covariance: np.ndarray
     depth_only_joints: int
-    ray_sigma_scale: np.ndarray | None = None
 
 
 def joint_offsets(joint_names: Sequence[str], cfg: DepthFusionConfig) -> np.ndarray:
@@ -226,18 +282,32 @@ def _window_offsets(w: int) -> tuple[np.ndarray, np.ndarray]:
 
 def robust_window_depth(
     depth_m: np.ndarray, uv: np.ndarray, cfg: DepthFusionConfig, mask: np.ndarray | None = None,
-    return_count: bool = False,
+    return_count: bool = False, radius_px: np.ndarray | None = None, expected_z: np.ndarray | None = None,
+    expected_tol: np.ndarray | None = None,
 ):
     """Robust depth (T, J) at pixels ``uv`` (T, J, 2) of depth images ``depth_m`` (T, H, W) metres.
 
-    The window's valid pixels (in range, in ``mask`` (T, H, W) when given) are sorted; the nearest
-    cluster is those within ``cluster_band_m`` + 3 noise sigmas of the third-nearest pixel (robust to a couple of
+    The window is the square of half-size ``cfg.window_px``, or, with ``radius_px`` (T, J), a disc of
+    that radius (pixels, at least ``window_px``, at most ``max_window_px``) per keypoint. Its valid
+    pixels (in range, in ``mask`` (T, H, W) when given) are sorted; the nearest cluster is those
+    within ``cluster_band_m`` + 3 noise sigmas of the third-nearest pixel (robust to a couple of
     flying pixels); its median is returned when it has ``min_valid_pixels`` pixels, else NaN.
-    With ``return_count`` also the (T, J) number of pixels in that cluster.
+    With ``return_count`` also the (T, J) number of pixels in that cluster. With ``expected_z``
+    (T, J) metres (NaN: unknown), only pixels within ``expected_band_m`` (+ 3 noise sigmas, + the
+    (T, J) ``expected_tol`` metres: how uncertain that expectation is) of it count: an occluder in
+    front (a hand over the hip) or the background is not the joint's surface.
     """
     T, H, W = depth_m.shape
     J = uv.shape[1]
-    dy, dx = _window_offsets(cfg.window_px)
+    if radius_px is None:
+        dy, dx = _window_offsets(cfg.window_px)
+        in_disc = None
+    else:
+        reach = int(np.ceil(np.nanmax(radius_px, initial=cfg.window_px)))
+        reach = min(max(reach, cfg.window_px), max(cfg.max_window_px, cfg.window_px))
+        dy, dx = _window_offsets(reach)
+        r = np.clip(np.nan_to_num(radius_px, nan=cfg.window_px), cfg.window_px, max(cfg.max_window_px, cfg.window_px))
+        in_disc = (dy**2 + dx**2)[None, None, :] <= (r**2 + 0.5)[..., None]  # (T, J, K)
     finite = np.all(np.isfinite(uv), axis=-1)
     col = np.where(finite, np.rint(np.nan_to_num(uv[..., 0])), -10**6).astype(np.int64)
     row = np.where(finite, np.rint(np.nan_to_num(uv[..., 1])), -10**6).astype(np.int64)
@@ -250,6 +320,15 @@ def robust_window_depth(
     valid = inside & (values >= cfg.min_depth_m) & (values <= cfg.max_depth_m)
     if mask is not None:
         valid &= mask[t_idx, rc, cc].astype(bool)
+    if in_disc is not None:
+        valid &= in_disc
+    if expected_z is not None:
+        ez = np.asarray(expected_z, dtype=np.float64)[..., None]
+        with np.errstate(invalid="ignore"):
+            reach_m = cfg.expected_band_m + 3.0 * (cfg.noise_a_m + cfg.noise_b_per_m * np.nan_to_num(ez) ** 2)
+            if expected_tol is not None:
+                reach_m = reach_m + np.nan_to_num(np.asarray(expected_tol, dtype=np.float64), nan=np.inf)[..., None]
+            valid &= ~np.isfinite(ez) | (np.abs(values - ez) <= reach_m)
     values = np.where(valid, values, np.inf)
     ordered = np.sort(values, axis=-1)
     count = valid.sum(axis=-1)
@@ -285,6 +364,10 @@ def lift_keypoints_with_depth(
     cfg: DepthFusionConfig = DepthFusionConfig(),
     joint_names: Sequence[str] | None = None,
     offsets_m: np.ndarray | None = None,
+    sample_uv: np.ndarray | None = None,
+    window_offsets_m: np.ndarray | None = None,
+    expected_xyz: np.ndarray | None = None,
+    expected_cov: np.ndarray | None = None,
 ) -> DepthLift:
     """Lift 2D keypoints to 3D with each view's aligned depth.
 
@@ -298,6 +381,16 @@ def lift_keypoints_with_depth(
         foreground_mask: optional, same layout as ``depth``, True on the person.
         cfg: settings; ``joint_names`` pick the per-joint offsets (default offset otherwise), or
             ``offsets_m`` (J,) gives them directly.
+        sample_uv: optional (T, V, J, 2) distorted pixels where the depth is read and the ray cast
+            instead of the detection's, where finite (e.g. the reprojection of a multi-view 3D
+            estimate, more precise than one view's detection); a keypoint still needs its
+            detection (score >= ``min_score``) to be lifted.
+        window_offsets_m: (J,) the offsets that size the disc windows (``window_fraction``);
+            default ``offsets_m``.
+        expected_xyz: optional (T, J, 3) world metres, a first 3D estimate: only depth pixels near
+            the surface it predicts in each view are read (``expected_band_m``), widened by its
+            uncertainty along each ray from ``expected_cov`` (T, J, 3, 3) m^2 when given (two
+            opposite cameras know little of a joint's depth).
 
     Returns:
         :class:`DepthLift` with points (T, V, J, 3) and covariance (T, V, J, 3, 3), NaN where the
@@ -315,10 +408,12 @@ def lift_keypoints_with_depth(
     if offsets_m is None:
         offsets_m = joint_offsets(joint_names, cfg) if joint_names is not None else np.full(J, cfg.default_offset_m)
     offsets_m = np.asarray(offsets_m, dtype=np.float64)
+    window_offsets_m = offsets_m if window_offsets_m is None else np.asarray(window_offsets_m, dtype=np.float64)
     surface = np.full((T, V, J, 3), np.nan)
     points = np.full((T, V, J, 3), np.nan)
     cov = np.full((T, V, J, 3, 3), np.nan)
     ray_var = np.full((T, V, J), np.nan)
+    at_estimate = np.zeros((T, V, J), dtype=bool)
     for v, camera in enumerate(rig.cameras):  # views differ in image size and intrinsics
         d_raw = _stack_view(depth, v, T)
         if d_raw is None or not np.isfinite(scale[v]) or scale[v] <= 0:
@@ -326,9 +421,34 @@ def lift_keypoints_with_depth(
         d_m = d_raw.astype(np.float32) * np.float32(scale[v])
         m = _stack_view(foreground_mask, v, T) if foreground_mask is not None else None
         uv = kp[:, v, :, :2].copy()
+        if sample_uv is not None:
+            better = np.all(np.isfinite(sample_uv[:, v]), axis=-1)
+            uv[better] = sample_uv[:, v][better]
+            at_estimate[:, v] = better
         with np.errstate(invalid="ignore"):
             uv[~(kp[:, v, :, 2] >= cfg.min_score)] = np.nan
-        z, n_pix = robust_window_depth(d_m, uv, cfg, m, return_count=True)  # (T, J)
+        expected_z = expected_tol = None
+        if expected_xyz is not None:
+            X_cam = camera.world_to_camera(np.asarray(expected_xyz, dtype=np.float64))  # (T, J, 3)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                expected_z = X_cam[..., 2] * (1.0 - window_offsets_m[None, :] / np.linalg.norm(X_cam, axis=-1))
+                if expected_cov is not None:
+                    axis = camera.R[2]  # the optical axis, world frame
+                    # a well-triangulated joint (1-2 cm along the ray) keeps the band; a badly
+                    # conditioned one (two facing cameras: decimetres) widens it by what exceeds 3 cm
+                    sigma = np.sqrt(np.einsum("i,...ij,j->...", axis, np.asarray(expected_cov), axis))
+                    expected_tol = np.maximum(sigma - 0.03, 0.0)
+        z, n_pix = robust_window_depth(d_m, uv, cfg, m, return_count=True, expected_z=expected_z,
+                                       expected_tol=expected_tol)  # (T, J)
+        if cfg.window_fraction > 0:
+            # The disc's radius in pixels follows the joint's depth (first read with the small window).
+            f_px = 0.5 * (camera.K[0, 0] + camera.K[1, 1])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                radius = f_px * cfg.window_fraction * np.maximum(window_offsets_m, 0.0)[None, :] / z
+            z2, n2 = robust_window_depth(d_m, uv, cfg, m, return_count=True, radius_px=radius, expected_z=expected_z,
+                                         expected_tol=expected_tol)
+            z = np.where(np.isfinite(z2), z2, z)
+            n_pix = np.where(np.isfinite(z2), n2, n_pix)
         xy = camera.undistort_points(uv, normalized=True)  # (T, J, 2)
         ray = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1)  # z = 1
         X_surf = ray * z[..., None]  # camera frame
@@ -352,7 +472,60 @@ def lift_keypoints_with_depth(
         points[:, v] = (X_joint - t) @ R
         cov[:, v] = R.T @ C_cam @ R
         ray_var[:, v] = var_ray
-    return DepthLift(points=points, covariance=cov, surface=surface, offsets_m=offsets_m, var_ray=ray_var)
+    at_estimate &= np.all(np.isfinite(surface), axis=-1)
+    return DepthLift(points=points, covariance=cov, surface=surface, offsets_m=offsets_m, var_ray=ray_var,
+                     at_estimate=at_estimate)
+
+
+def lift_head_with_depth(
+    depth,
+    depth_scale,
+    rig,
+    head_xyz: np.ndarray,
+    cfg: DepthFusionConfig = DepthFusionConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The head's visible surface on each view's ray through the head centre.
+
+    Args:
+        depth: like :func:`lift_keypoints_with_depth` (T frames, V views).
+        depth_scale: metres per depth unit, scalar or (V,).
+        rig: the rig, V cameras.
+        head_xyz: (T, 3) world metres, the head centre of a first 3D estimate (NaN: unknown).
+
+    Returns:
+        surface (T, V, 3) world metres (NaN where no depth) and the sensor model's variance (T, V) m^2
+        of its range. The disc has ``head_window_fraction * head_radius_m`` radius at the head's
+        depth; only pixels within ``expected_band_m`` of the expected surface (centre minus a head
+        radius) are read, so a hand in front of the face or the wall behind are not the head.
+    """
+    head_xyz = np.asarray(head_xyz, dtype=np.float64)
+    T, V = head_xyz.shape[0], len(rig)
+    scale = np.broadcast_to(np.asarray(depth_scale, dtype=np.float64).ravel(), (V,)) if np.ndim(
+        depth_scale) else np.full(V, float(depth_scale))
+    surface = np.full((T, V, 3), np.nan)
+    var = np.full((T, V), np.nan)
+    for v, camera in enumerate(rig.cameras):
+        d_raw = _stack_view(depth, v, T)
+        if d_raw is None or not np.isfinite(scale[v]) or scale[v] <= 0:
+            continue
+        d_m = d_raw.astype(np.float32) * np.float32(scale[v])
+        X = camera.world_to_camera(head_xyz)  # (T, 3)
+        uv = camera.project(head_xyz)[:, None, :]  # (T, 1, 2)
+        f_px = 0.5 * (camera.K[0, 0] + camera.K[1, 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            radius = (f_px * cfg.head_window_fraction * cfg.head_radius_m / X[:, 2])[:, None]
+            expected = (X[:, 2] * (1.0 - cfg.head_radius_m / np.linalg.norm(X, axis=-1)))[:, None]
+        behind = ~(X[:, 2] > cfg.min_depth_m)
+        uv[behind] = np.nan
+        z, n = robust_window_depth(d_m, uv, cfg, return_count=True, radius_px=radius, expected_z=expected)
+        xy = camera.undistort_points(uv, normalized=True)
+        ray = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1)[:, 0]  # (T, 3)
+        S = ray * z[:, :1]
+        n_eff = np.clip(n[:, 0], 1, cfg.independent_pixels)
+        sigma_z = (cfg.noise_a_m + cfg.noise_b_per_m * z[:, 0] ** 2) * 1.2533 / np.sqrt(n_eff)
+        surface[:, v] = (S - camera.t) @ camera.R
+        var[:, v] = (sigma_z * np.linalg.norm(ray, axis=-1)) ** 2
+    return surface, var
 
 
 def estimate_joint_offsets(
@@ -410,8 +583,7 @@ def with_offsets(lift: "DepthLift", rig, offsets_m: np.ndarray, sigma_m: np.ndar
         d = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
         cov = cov + extra[None, None, :, None, None] * (d[..., :, None] * d[..., None, :])
         var_ray = var_ray + extra[None, None, :]
-    return DepthLift(points=points, covariance=cov, surface=lift.surface, offsets_m=np.asarray(offsets_m),
-                     var_ray=var_ray)
+    return replace(lift, points=points, covariance=cov, offsets_m=np.asarray(offsets_m), var_ray=var_ray)
 
 
 def apply_offsets(surface: np.ndarray, rig, offsets_m: np.ndarray) -> np.ndarray:
@@ -487,7 +659,8 @@ def fuse(
     if tri_cov is None:
         tri_cov = np.broadcast_to(floor, (T, J, 3, 3)).copy()
     else:
-        tri_cov = np.asarray(tri_cov, dtype=np.float64) + floor
+        raw_tri_cov = np.asarray(tri_cov, dtype=np.float64)
+        tri_cov = raw_tri_cov + floor
         # A triangulated point without a usable covariance still counts, with the floor only.
         bad = ~np.all(np.isfinite(tri_cov), axis=(-1, -2))
         tri_cov = np.where(bad[..., None, None], 25 * floor, tri_cov)
@@ -536,13 +709,6 @@ def fuse(
     all_info = np.concatenate([d_info, t_info[:, None]], axis=1)
     xyz, cov = _info_fuse(all_points, all_info, axis=1)
 
-    ray_scale = None
-    if cfg.measure_noise and rig is not None and var_ray is not None and not isinstance(triangulation, np.ndarray):
-        n_views = getattr(triangulation, "n_views", None)
-        if n_views is not None:
-            reliable = tri_ok & (np.asarray(n_views) >= 3)
-            ray_scale = depth_noise_scale(depth_points, np.asarray(var_ray), used, tri_xyz, tri_cov, reliable, rig,
-                                          cfg.min_offset_samples)
     depth_only, depth_only_cov = _info_fuse(depth_points, _safe_inv(depth_cov, used), axis=1)
     raw_depth, _ = _info_fuse(depth_points, _safe_inv(depth_cov, d_ok), axis=1)
     disagreement = np.linalg.norm(raw_depth - tri_xyz, axis=-1)
@@ -553,67 +719,115 @@ def fuse(
     return FusionResult(
         xyz=xyz, covariance=cov, disagreement_m=disagreement, depth_used=used, n_depth=n_depth,
         depth_only=depth_only, depth_only_covariance=depth_only_cov, depth_only_joints=depth_only_joints,
-        ray_sigma_scale=ray_scale,
     )
 
 
-def depth_noise_scale(
+def _rolling_sum(x: np.ndarray, half: int) -> np.ndarray:
+    """Sum over frames ``t - half .. t + half`` of (T, ...) (zero-padded) -> (T, ...)."""
+    c = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
+    T = x.shape[0]
+    hi = np.minimum(np.arange(T) + half + 1, T)
+    lo = np.maximum(np.arange(T) - half, 0)
+    return c[hi] - c[lo]
+
+
+def measure_depth_noise(
     depth_points: np.ndarray,
-    var_ray: np.ndarray,
-    used: np.ndarray,
+    white_var: np.ndarray,
     tri_xyz: np.ndarray,
-    tri_cov: np.ndarray,
+    tri_var_ray: np.ndarray,
     reliable: np.ndarray,
     rig,
     min_samples: int = 20,
-    limits: tuple[float, float] = (0.5, 3.0),
-) -> np.ndarray:
-    """(J,) how much each joint's along-ray depth sigma must be scaled to match the data.
+    half_window: int = 5,
+    limits: tuple[float, float] = (0.2, 5.0),
+    bias_floor_m: float = 0.003,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How noisy each joint's depth points are, measured from the data (no ground truth).
 
-    Over the accepted depth points (T, V, J) of joints with a ``reliable`` (T, J) triangulation:
-    the robust variance (1.4826 MAD, squared) of the along-ray difference between the depth point
-    and the triangulated point, minus the triangulation's own variance along that ray (median),
-    divided by the median modelled ``var_ray``. The noise model (RealSense ``a + b z^2``, spatial
-    correlation, the joint's offset spread) is a prior; this measures the sensor, the body and
-    the joint as they are (face points on a head vary much more than a knee). No ground truth is
-    involved. Joints with fewer than ``min_samples`` samples keep 1; clipped to ``limits``.
+    Two parts, per joint (J,):
+
+    - ``white_scale``: the frame-to-frame noise relative to the sensor model ``white_var``
+      (T, V, J) m^2: the robust spread (1.4826 MAD) of the second temporal difference of each
+      view's depth range, divided by ``sqrt(6)`` and by the model's sigma. Motion contributes
+      little at 30 fps (3 m/s^2 is 3 mm per frame^2) and the MAD ignores the rare fast frames. This
+      captures how many independent pixels the window median really averages, whatever the sensor's
+      spatial correlation is.
+    - ``bias_sigma`` (m): the slowly varying error (which part of the limb or head faces the
+      camera), which the temporal difference cannot see: the robust spread of the depth-minus-
+      triangulation range difference averaged over ``+- half_window`` frames of (T, J) ``reliable``
+      triangulations, minus what the averaged white noise of both still contributes
+      (``tri_var_ray`` (T, V, J) m^2), at least ``bias_floor_m``.
+
+    Joints with fewer than ``min_samples`` samples keep 1 and ``bias_floor_m``.
     """
-    ray = depth_points - rig.centers[None, :, None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
-        diff = np.sum((depth_points - tri_xyz[:, None]) * u, axis=-1)  # (T, V, J)
-        tri_var = np.einsum("tvji,tjik,tvjk->tvj", np.nan_to_num(u), np.nan_to_num(tri_cov), np.nan_to_num(u))
-    ok = used & reliable[:, None, :] & np.isfinite(diff) & np.isfinite(var_ray) & (var_ray > 0)
+    centers = rig.centers[None, :, None, :]
+    r_d = np.linalg.norm(depth_points - centers, axis=-1)  # (T, V, J)
+    r_t = np.linalg.norm(tri_xyz[:, None] - centers, axis=-1)
     J = depth_points.shape[2]
-    scale = np.ones(J)
+    with np.errstate(invalid="ignore"):
+        sig = np.sqrt(np.where(white_var > 0, white_var, np.nan))
+        d2 = (r_d[2:] - 2 * r_d[1:-1] + r_d[:-2]) / sig[1:-1]  # (T-2, V, J), NaN unless 3 frames
+        diff = np.where(reliable[:, None, :] & (np.abs(r_t - r_d) < 0.3), r_t - r_d, np.nan)
+    white_scale = np.ones(J)
+    bias_sigma = np.full(J, bias_floor_m)
     with quiet_nan_warnings():
-        d = np.where(ok, diff, np.nan).reshape(-1, J)
-        med = np.nanmedian(d, axis=0)
-        measured = (1.4826 * np.nanmedian(np.abs(d - med), axis=0)) ** 2
-        t_var = np.nanmedian(np.where(ok, tri_var, np.nan).reshape(-1, J), axis=0)
-        model = np.nanmedian(np.where(ok, var_ray, np.nan).reshape(-1, J), axis=0)
-        ratio = np.sqrt(np.maximum(measured - t_var, 0.0) / model)
-    enough = ok.reshape(-1, J).sum(axis=0) >= min_samples
-    scale = np.where(enough & np.isfinite(ratio), np.clip(ratio, *limits), 1.0)
-    return scale
+        flat = d2.reshape(-1, J)
+        enough = np.isfinite(flat).sum(axis=0) >= min_samples
+        med = np.nanmedian(flat, axis=0)
+        spread = 1.4826 * np.nanmedian(np.abs(flat - med), axis=0) / np.sqrt(6.0)
+        white_scale = np.where(enough & np.isfinite(spread), np.clip(spread, *limits), 1.0)
+        # The slow part: window means of the difference (each window needs most of its frames).
+        ok = np.isfinite(diff)
+        n = _rolling_sum(ok.astype(np.float64), half_window)
+        mean = _rolling_sum(np.where(ok, diff, 0.0), half_window) / np.maximum(n, 1)
+        full = ok & (n >= half_window + 1)
+        noise = (np.nan_to_num(tri_var_ray) + white_scale[None, None, :] ** 2 * np.nan_to_num(white_var)) / np.maximum(n, 1)
+        m = np.where(full, mean, np.nan).reshape(-1, J)
+        m_med = np.nanmedian(m, axis=0)
+        slow_var = (1.4826 * np.nanmedian(np.abs(m - m_med), axis=0)) ** 2
+        slow_var -= np.nanmedian(np.where(full, noise, np.nan).reshape(-1, J), axis=0)
+        # The offset (median) was estimated from the same differences: what is left of it is bias too.
+        slow_var += np.nan_to_num(m_med) ** 2
+        enough_b = np.isfinite(m).sum(axis=0) >= min_samples
+    bias_sigma = np.where(enough_b & np.isfinite(slow_var), np.sqrt(np.maximum(np.nan_to_num(slow_var), bias_floor_m**2)),
+                          bias_floor_m)
+    return white_scale, bias_sigma
+
+
+def with_ray_variance(lift: "DepthLift", rig, var_ray: np.ndarray) -> "DepthLift":
+    """The lift with a new variance (T, V, J) m^2 along each viewing ray (lateral part kept)."""
+    ray = lift.points - rig.centers[None, :, None, :]
+    with np.errstate(invalid="ignore"):
+        d = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
+    old = lift.var_ray if lift.var_ray is not None else np.zeros(var_ray.shape)
+    cov = lift.covariance + (var_ray - old)[..., None, None] * (d[..., :, None] * d[..., None, :])
+    return replace(lift, covariance=cov, var_ray=var_ray)
 
 
 def depth_residuals(lift: DepthLift, fusion: FusionResult, rig):
-    """The RGB-D slot of ``refine_sequence``: the camera-frame depth ``z`` (T, V, J) of every depth
-    point that passed the gate (joint centre, offset applied), with its sigma along the optical axis
-    (from the lifted covariance). Rejected or missing points are NaN."""
+    """The RGB-D slot of ``refine_sequence``: the range (T, V, J) along its viewing ray of every depth
+    point that passed the gate (joint centre, offset applied), with its sigma along that ray and the
+    ray itself in the camera frame. Rejected or missing points are NaN."""
     from reconstruction.refine import DepthObservations
 
     T, V, J, _ = lift.points.shape
     depth = np.full((T, V, J), np.nan)
     sigma = np.full((T, V, J), np.inf)
+    rays = np.full((T, V, J, 3), np.nan)
     for v, camera in enumerate(rig.cameras):  # per view: its own extrinsics
-        z = camera.world_to_camera(lift.points[:, v])[..., 2]
-        axis = camera.R[2]  # optical axis in world coordinates
-        var = np.einsum("i,...ij,j->...", axis, np.nan_to_num(lift.covariance[:, v]), axis)
-        ok = fusion.depth_used[:, v] & np.isfinite(z) & (var > 0)
-        depth[:, v] = np.where(ok, z, np.nan)
+        X = camera.world_to_camera(lift.points[:, v])  # (T, J, 3)
+        rng = np.linalg.norm(X, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = X / rng[..., None]  # unit ray, camera frame
+        if lift.var_ray is not None:
+            var = np.asarray(lift.var_ray[:, v], dtype=np.float64)
+        else:  # the covariance along the ray (world covariance rotated into the camera frame)
+            C_cam = camera.R @ np.nan_to_num(lift.covariance[:, v]) @ camera.R.T
+            var = np.einsum("...i,...ij,...j->...", np.nan_to_num(d), C_cam, np.nan_to_num(d))
+        ok = fusion.depth_used[:, v] & np.isfinite(rng) & np.isfinite(var) & (var > 0)
+        depth[:, v] = np.where(ok, rng, np.nan)
         sigma[:, v] = np.where(ok, np.sqrt(np.where(var > 0, var, 1.0)), np.inf)
-    if fusion.ray_sigma_scale is not None:
-        sigma = sigma * np.asarray(fusion.ray_sigma_scale)[None, None, :]
-    return DepthObservations(depth_m=depth, sigma_m=sigma)
+        rays[:, v] = np.where(ok[..., None], d, np.nan)
+    independent = None if lift.at_estimate is None else lift.at_estimate & np.isfinite(depth)
+    return DepthObservations(depth_m=depth, sigma_m=sigma, independent=independent, ray_cam=rays)

@@ -36,9 +36,12 @@ from reconstruction.depth_fusion import (
     apply_offsets,
     depth_residuals,
     estimate_joint_offsets,
+    measure_depth_noise,
     fuse,
     with_offsets,
+    with_ray_variance,
     joint_offsets,
+    lift_head_with_depth,
     lift_keypoints_with_depth,
 )
 from reconstruction.filters import FilterConfig
@@ -119,7 +122,9 @@ class ReconstructionConfig:
         filter: run the temporal filter after the refinement.
         swaps_2d: undo left/right swaps of single views before triangulation (settings: ``swaps``;
             needs 3 or more views).
-        swaps_3d: undo frames whose left/right labels flipped in every view at once (``swaps``).
+        swaps_3d: undo frames whose left/right labels flipped in every view at once (``swaps``; needs 3
+            or more views: two triangulate too few left/right pairs to judge, and a wrong call
+            flips every later frame).
         sequence_quality: add the ground-truth-free figures of reconstruction.quality (jitter,
             bone-length spread, ...) to quality.json.
     """
@@ -127,7 +132,7 @@ class ReconstructionConfig:
     skeleton: str = "coco17"
     chunk_frames: int = 60
     refine: bool = True
-    filter: bool = True
+    filter: bool = False
     swaps_2d: bool = True
     swaps_3d: bool = True
     sequence_quality: bool = True
@@ -207,6 +212,9 @@ class SequenceResult:
         keypoints2d: (T, V, J, 3) the 2D used (after the swap correction).
         swapped: (T, V) views whose left/right labels were swapped back (2D and 3D corrections).
         flipped_3d: (T,) frames whose labels had flipped in every view (the 3D correction).
+        depth_noise: measured depth noise per joint (``measure_noise``): ``white_scale`` (J,) the
+            frame-to-frame noise over the sensor model, ``bias_sigma_m`` (J,) the slow offset
+            variation; None when not measured.
     """
 
     xyz: np.ndarray
@@ -219,6 +227,7 @@ class SequenceResult:
     keypoints2d: np.ndarray | None = None
     swapped: np.ndarray | None = None
     flipped_3d: np.ndarray | None = None
+    depth_noise: dict | None = None
 
 
 def _variance_along_rays(tri, surface: np.ndarray, rig) -> np.ndarray:
@@ -236,18 +245,50 @@ def _apply_filter(xyz: np.ndarray, fps: float, cfg: FilterConfig) -> np.ndarray:
 
 
 def _flip_lift(lift: DepthLift, swapped: np.ndarray, skeleton) -> DepthLift:
-    """The depth points of the (T, V) ``swapped`` views relabelled left <-> right, like their 2D."""
+    """The depth points of the (T, V) ``swapped`` views relabelled left <-> right, like their 2D.
+
+    Points read where a 3D estimate reprojects (``lift.at_estimate``) already carry the estimate's
+    (corrected) label and stay; a point read at a detection whose mirror joint was read at the
+    estimate has no partner to take and is dropped."""
     perm = skeleton.flip_permutation
-    sel = np.asarray(swapped, dtype=bool)
+    sel = np.asarray(swapped, dtype=bool)[:, :, None]
+    at_est = lift.at_estimate if lift.at_estimate is not None else np.zeros(lift.points.shape[:3], dtype=bool)
+    take_flipped = sel & ~at_est & ~at_est[:, :, perm]
+    drop = sel & ~at_est & at_est[:, :, perm]
 
     def flip(a):
         if a is None:
             return None
-        idx = sel.reshape(sel.shape + (1,) * (a.ndim - 2))
-        return np.where(idx, a[:, :, perm], a)
+        shape = take_flipped.shape + (1,) * (a.ndim - 3)
+        out = np.where(take_flipped.reshape(shape), a[:, :, perm], a)
+        return np.where(drop.reshape(shape), np.nan, out)
 
     return replace(lift, points=flip(lift.points), covariance=flip(lift.covariance), surface=flip(lift.surface),
                    var_ray=flip(lift.var_ray))
+
+
+def _drop_depth(lift: DepthLift, skeleton, joint_names, keep: np.ndarray | None = None) -> DepthLift:
+    """The lift without depth points for ``joint_names`` (canonical names; unknown ones ignored),
+    except in the (T, J) frames ``keep`` (e.g. where no triangulation exists: depth alone places it)."""
+    from reconstruction.skeleton import canonical_joint_name
+
+    drop = {canonical_joint_name(n) for n in joint_names}
+    mask = np.array([canonical_joint_name(n) in drop for n in skeleton.joint_names])
+    if not mask.any():
+        return lift
+    gone = np.broadcast_to(mask[None, :], lift.points.shape[:1] + mask.shape)
+    if keep is not None:
+        gone = gone & ~np.asarray(keep, dtype=bool)
+    gone = np.broadcast_to(gone[:, None, :], lift.points.shape[:3])
+
+    def blank(a):
+        if a is None:
+            return None
+        shape = gone.shape + (1,) * (a.ndim - 3)
+        return np.where(gone.reshape(shape), np.nan, a)
+
+    return replace(lift, points=blank(lift.points), covariance=blank(lift.covariance), surface=blank(lift.surface),
+                   var_ray=blank(lift.var_ray))
 
 
 def reconstruct_keypoints(
@@ -282,7 +323,7 @@ def reconstruct_keypoints(
     t0 = time.perf_counter()
     tri = triangulate(kp, rig, cfg.triangulation)
     timings["triangulate"] = time.perf_counter() - t0
-    if cfg.swaps_3d and T >= 2:
+    if cfg.swaps_3d and T >= 2 and V >= 3:  # two views triangulate too few left/right pairs to judge
         t0 = time.perf_counter()
         _, flipped = correct_swaps_3d(tri.xyz, skeleton, cfg.swaps)
         if flipped.any():
@@ -298,17 +339,24 @@ def reconstruct_keypoints(
     offsets = None
     initial = tri
     depth_obs = None
+    depth_noise = None
     if lift is not None and cfg.depth_fusion.enabled and np.isfinite(lift.surface).any():
         t0 = time.perf_counter()
         dcfg = cfg.depth_fusion
         offsets = lift.offsets_m
+        reliable = (np.asarray(tri.n_views) >= 3) & (np.asarray(tri.reproj_error_px) <= 2 * dcfg.pixel_sigma_px)
         if dcfg.estimate_offsets:
-            reliable = (np.asarray(tri.n_views) >= 3) & (np.asarray(tri.reproj_error_px) <= 2 * dcfg.pixel_sigma_px)
-            tri_var = _variance_along_rays(tri, lift.surface, rig)
-            noise_var = lift.var_ray - dcfg.offset_sigma_m**2 if lift.var_ray is not None else 0.0
-            offsets, sigma = estimate_joint_offsets(lift.surface, tri.xyz, rig, reliable, lift.offsets_m, dcfg,
-                                                    expected_var=noise_var + tri_var, return_sigma=True)
-            lift = with_offsets(lift, rig, offsets, sigma, dcfg)
+            offsets = estimate_joint_offsets(lift.surface, tri.xyz, rig, reliable, lift.offsets_m, dcfg)
+            lift = with_offsets(lift, rig, offsets)
+        if dcfg.joints_without_depth:
+            lift = _drop_depth(lift, skeleton, dcfg.joints_without_depth, keep=~np.all(np.isfinite(tri.xyz), axis=-1))
+        if dcfg.measure_noise and lift.var_ray is not None:
+            white_var = np.maximum(lift.var_ray - dcfg.offset_sigma_m**2, 0.0)
+            white_scale, bias_sigma = measure_depth_noise(
+                lift.points, white_var, tri.xyz, _variance_along_rays(tri, lift.surface, rig), reliable, rig,
+                dcfg.min_offset_samples, bias_floor_m=dcfg.offset_sigma_m)
+            lift = with_ray_variance(lift, rig, white_scale[None, None, :] ** 2 * white_var + bias_sigma[None, None, :] ** 2)
+            depth_noise = {"white_scale": white_scale, "bias_sigma_m": bias_sigma}
         points = lift.points
         fusion = fuse(tri, points, lift.covariance, dcfg, rig=rig, var_ray=lift.var_ray)
         fused_xyz = fusion.xyz
@@ -317,12 +365,30 @@ def reconstruct_keypoints(
         used = np.asarray(tri.used, dtype=bool) | (fusion.depth_used & ~tri_ok[:, None, :])
         initial = replace(tri, xyz=fusion.xyz, covariance=fusion.covariance, used=used)
         depth_obs = depth_residuals(lift, fusion, rig)
+        head = _head_depth(lift, tri, rig, skeleton, dcfg, reliable) if dcfg.head_depth else None
+        if head is not None:
+            pairs, z_mid, sigma_mid, ray_mid, head_offset, head_white, head_bias = head
+            depth_obs = replace(depth_obs, midpoint_joints=pairs, midpoint_depth_m=z_mid, midpoint_sigma_m=sigma_mid,
+                                midpoint_ray_cam=ray_mid)
+            depth_noise = dict(depth_noise or {}, head_offset_m=head_offset, head_white_scale=head_white,
+                               head_bias_sigma_m=head_bias, head_points=int(np.isfinite(z_mid).sum()))
         timings["depth_fusion"] = time.perf_counter() - t0
     refined = None
     xyz = fused_xyz
     if cfg.refine and kp.shape[0] >= 3:
         t0 = time.perf_counter()
-        refined = refine_sequence(kp, rig, skeleton, initial, cfg.refinement, depth_residuals=depth_obs, fps=fps)
+        lengths = None
+        if fusion is not None:
+            # Depth readings count as observations for measuring bones (a joint one camera sees
+            # and depth places is measured); the covariance removes the noise's lengthening.
+            from reconstruction.bone_lengths import complete_bone_lengths, estimate_bone_lengths
+
+            lengths = complete_bone_lengths(estimate_bone_lengths(
+                fusion.xyz, skeleton, n_views=np.asarray(tri.n_views) + fusion.n_depth,
+                reproj_error_px=np.where(np.isfinite(tri.reproj_error_px), tri.reproj_error_px, 0.0),
+                covariance=fusion.covariance), skeleton)
+        refined = refine_sequence(kp, rig, skeleton, initial, cfg.refinement, depth_residuals=depth_obs, fps=fps,
+                                  bone_lengths=lengths)
         xyz = refined.xyz
         timings["refine"] = time.perf_counter() - t0
     if cfg.filter and kp.shape[0] >= 3:
@@ -330,7 +396,115 @@ def reconstruct_keypoints(
         xyz = _apply_filter(xyz, fps, cfg.filters)
         timings["filter"] = time.perf_counter() - t0
     return SequenceResult(xyz=xyz, triangulation=tri, fused=fused_xyz, fusion=fusion, refined=refined,
-                          offsets_m=offsets, timings_s=timings, keypoints2d=kp, swapped=swapped, flipped_3d=flipped)
+                          offsets_m=offsets, timings_s=timings, keypoints2d=kp, swapped=swapped, flipped_3d=flipped,
+                          depth_noise=depth_noise)
+
+
+def lift_depth(
+    keypoints2d: np.ndarray,
+    depth,
+    depth_scale,
+    rig,
+    skeleton,
+    cfg: ReconstructionConfig,
+    fps: float,
+    offsets_m: np.ndarray,
+) -> DepthLift:
+    """Depth points (T, V, J) of a chunk of 2D keypoints ``(T, V, J, 3)`` and its depth images (see
+    :func:`~reconstruction.depth_fusion.lift_keypoints_with_depth`).
+
+    With ``depth_fusion.sample_at_estimate`` and >= 2 views the depth is read where a first 3D
+    estimate of the chunk (triangulation + refinement, no depth, no filter) reprojects, when that
+    lies within ``sample_gate_px`` of the detection: a more precise spot than one view's detection.
+    """
+    dcfg = cfg.depth_fusion
+    kp = np.asarray(keypoints2d, dtype=np.float64)
+    ears = _ear_indices(skeleton)
+    lift = lift_keypoints_with_depth(kp, depth, depth_scale, rig, cfg=dcfg, offsets_m=offsets_m)
+    if not (dcfg.sample_at_estimate and len(rig) >= 2 and kp.shape[0] >= 3):
+        return lift
+    first = replace(cfg, filter=False)
+    for k in range(max(dcfg.sample_passes, 1)):
+        # Pass 1: the estimate without depth; later passes: with the depth read by the previous one.
+        result = reconstruct_keypoints(kp, rig, skeleton, first, fps, lift=lift if k else None)
+        estimate = result.xyz  # (T, J, 3)
+        # How well the estimate knows each joint's depth: the per-frame triangulation's covariance
+        # (two opposite views leave it open along their axis); unknown where nothing triangulated.
+        expected_cov = np.asarray(getattr(result.triangulation, "covariance", np.full(estimate.shape + (3,), np.nan)))
+        uv = np.moveaxis(rig.project(estimate), -2, 1)  # (T, V, J, 2)
+        # Only where >= 2 views triangulated the joint: a joint one camera sees has no better
+        # position than that camera's detection (the estimate there is interpolated or bone-held).
+        measured = np.all(np.isfinite(result.triangulation.xyz), axis=-1)[:, None, :]
+        with np.errstate(invalid="ignore"):
+            close = (np.linalg.norm(uv - kp[..., :2], axis=-1) <= dcfg.sample_gate_px) & measured
+        sample = np.where(close[..., None], uv, np.nan)
+        lift = lift_keypoints_with_depth(kp, depth, depth_scale, rig, cfg=dcfg, offsets_m=offsets_m, sample_uv=sample,
+                                         expected_xyz=estimate, expected_cov=expected_cov)
+        if dcfg.head_depth and ears is not None:
+            head = 0.5 * (estimate[:, ears[0]] + estimate[:, ears[1]])
+            surface, var = lift_head_with_depth(depth, depth_scale, rig, head, dcfg)
+            lift = replace(lift, head_surface=surface, head_var=var)
+    return lift
+
+
+def _ear_indices(skeleton) -> tuple[int, int] | None:
+    """Indices of the left and right ear in ``skeleton`` (canonical names), or None."""
+    from reconstruction.skeleton import canonical_joint_name
+
+    names = [canonical_joint_name(n) for n in skeleton.joint_names]
+    if "left_ear" in names and "right_ear" in names:
+        return names.index("left_ear"), names.index("right_ear")
+    return None
+
+
+def _head_depth(lift: DepthLift, tri, rig, skeleton, dcfg, reliable: np.ndarray):
+    """Midpoint depth observations of the ears from ``lift.head_surface``: (pairs (1, 2), range along
+    the ray (T, V, 1), sigma (T, V, 1), camera-frame rays (T, V, 1, 3), offset m, white scale, bias
+    sigma m), or None.
+
+    The head centre lies ``offset`` behind the measured surface along each ray: the median, over
+    frames where both ears triangulated reliably, of their midpoint's range minus the surface's
+    (the prior ``head_radius_m`` without such frames). Points farther than 3 sigmas (at least 5 cm)
+    from a triangulated midpoint are dropped; the noise is measured like the joints' depth."""
+    ears = _ear_indices(skeleton)
+    if ears is None or lift.head_surface is None or not np.isfinite(lift.head_surface).any():
+        return None
+    a, b = ears
+    centers = rig.centers[None, :, :]  # (1, V, 3)
+    mid = 0.5 * (tri.xyz[:, a] + tri.xyz[:, b])  # (T, 3)
+    surf = lift.head_surface  # (T, V, 3)
+    with np.errstate(invalid="ignore"):
+        u = (surf - centers) / np.linalg.norm(surf - centers, axis=-1, keepdims=True)
+        r_mid = np.linalg.norm(mid[:, None] - centers, axis=-1)
+        r_surf = np.linalg.norm(surf - centers, axis=-1)
+        both = reliable[:, a] & reliable[:, b]
+        diff = np.where(both[:, None] & (np.abs(r_mid - r_surf) < 0.3), r_mid - r_surf, np.nan)
+    offset = float(np.nanmedian(diff)) if np.isfinite(diff).sum() >= dcfg.min_offset_samples else dcfg.head_radius_m
+    points = surf + offset * u
+    white_var = np.asarray(lift.head_var, dtype=np.float64)
+    tri_var = np.full(white_var.shape, np.nan)
+    cov = getattr(tri, "covariance", None)
+    if cov is not None:
+        cmid = 0.25 * (np.asarray(cov)[:, a] + np.asarray(cov)[:, b])  # independent ears: var of the mean
+        tri_var = np.einsum("tvi,tik,tvk->tv", np.nan_to_num(u), np.nan_to_num(cmid), np.nan_to_num(u))
+    white, bias = measure_depth_noise(points[:, :, None], white_var[:, :, None], mid[:, None], tri_var[:, :, None],
+                                      both[:, None], rig, dcfg.min_offset_samples, bias_floor_m=dcfg.offset_sigma_m)
+    var = white[0] ** 2 * white_var + bias[0] ** 2
+    with np.errstate(invalid="ignore"):
+        r_pt = np.linalg.norm(points - centers, axis=-1)
+        gate = np.maximum(0.05, 3.0 * np.sqrt(var + np.nan_to_num(tri_var)))
+        bad = np.isfinite(r_mid) & (np.abs(r_pt - r_mid) > gate)
+    rays = np.stack([points[:, v] - camera.center for v, camera in enumerate(rig.cameras)], axis=1)
+    rays = np.stack([(camera.R @ rays[:, v].T).T for v, camera in enumerate(rig.cameras)], axis=1)  # camera frame
+    r = np.where(bad | ~np.isfinite(var), np.nan, np.linalg.norm(rays, axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+    sigma = np.sqrt(np.where(np.isfinite(r), var, np.inf))
+    return (np.array([[a, b]]), r[:, :, None], sigma[:, :, None], rays[:, :, None], offset, float(white[0]),
+            float(bias[0]))
+
+
+# --- the session: which file feeds which camera
 
 
 # --- the session: which file feeds which camera ------------------------------------------------------
@@ -829,7 +1003,8 @@ def reconstruct_session(
         pre_kp, pre_stamps = _select_detections(detections, rig, skeleton)
     prior_offsets = joint_offsets(skeleton.joint_names, cfg.depth_fusion)
 
-    kp_chunks, surf_chunks, cov_chunks, var_chunks, stamp_chunks = [], [], [], [], []
+    kp_chunks, surf_chunks, cov_chunks, var_chunks, est_chunks, stamp_chunks = [], [], [], [], [], []
+    head_chunks: list = []
     if session is None:
         kp_all = pre_kp
         lift = None
@@ -874,15 +1049,19 @@ def reconstruct_session(
             if any(d is not None for f in chunk for d in f.depth) and cfg.depth_fusion.enabled:
                 any_depth = True
                 scale = np.nanmedian(np.stack([f.depth_scale for f in chunk]), axis=0)
-                lifted = lift_keypoints_with_depth(kp_c, [f.depth for f in chunk], np.nan_to_num(scale, nan=0.0),
-                                                   rig, cfg=cfg.depth_fusion, offsets_m=prior_offsets)
+                lifted = lift_depth(kp_c, [f.depth for f in chunk], np.nan_to_num(scale, nan=0.0), rig, skeleton,
+                                    cfg, fps, prior_offsets)
                 surf_chunks.append(lifted.surface)
                 cov_chunks.append(lifted.covariance)
                 var_chunks.append(lifted.var_ray)
+                est_chunks.append(lifted.at_estimate)
+                head_chunks.append((lifted.head_surface, lifted.head_var))
             else:
                 surf_chunks.append(np.full((Tc, V, J, 3), np.nan))
                 cov_chunks.append(np.full((Tc, V, J, 3, 3), np.nan))
                 var_chunks.append(np.full((Tc, V, J), np.nan))
+                est_chunks.append(np.zeros((Tc, V, J), dtype=bool))
+                head_chunks.append((None, None))
             timings["depth_lift"] += time.perf_counter() - t0
             kp_chunks.append(kp_c)
             stamp_chunks.append(np.stack([f.timestamps_ms for f in chunk]))
@@ -898,8 +1077,14 @@ def reconstruct_session(
         if any_depth:
             surface = np.concatenate(surf_chunks)
             lift = DepthLift(points=apply_offsets(surface, rig, prior_offsets), covariance=np.concatenate(cov_chunks),
-                             surface=surface, offsets_m=prior_offsets, var_ray=np.concatenate(var_chunks))
-        del surf_chunks, cov_chunks, var_chunks
+                             surface=surface, offsets_m=prior_offsets, var_ray=np.concatenate(var_chunks),
+                             at_estimate=np.concatenate(est_chunks))
+            if any(h is not None for h, _ in head_chunks):
+                lift = replace(lift, head_surface=np.concatenate(
+                    [h if h is not None else np.full((len(k), V, 3), np.nan) for (h, _), k in zip(head_chunks, kp_chunks)]),
+                    head_var=np.concatenate(
+                    [w if w is not None else np.full((len(k), V), np.nan) for (_, w), k in zip(head_chunks, kp_chunks)]))
+        del surf_chunks, cov_chunks, var_chunks, est_chunks, head_chunks
     if V == 1 and lift is None:
         from capture.errors import RecordingError
 

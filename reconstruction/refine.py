@@ -41,7 +41,9 @@ most ``fill_max_gap`` frames between finite frames (smoothness and bones carry i
 detection within ``single_view_gate_px`` of the interpolated position), (b) it has at least one
 such gated detection and a finite frame within ``fill_max_gap`` frames on one side (sequence ends),
 or (c) it is in a run of at most ``fill_edge_frames`` frames at the start or end of the sequence
-(extrapolated by smoothness and bones alone). Everything else stays NaN: a joint no camera saw for
+(extrapolated by smoothness and bones alone), or (d) ``fill_from_bones``: it has >= ``fill_min_bones``
+bones to reconstructed joints in that frame (its start keeps its offset from them, the rigid bones
+place it, however long no camera sees it). Everything else stays NaN: a joint no camera saw for
 longer is not invented. Single detections of a NaN joint are the only detections admitted beyond
 ``initial.used``; the gate keeps out the outliers that made the triangulation give up.
 """
@@ -85,6 +87,9 @@ class RefinementConfig:
         fill_max_gap: longest gap (frames) of a NaN joint that smoothness and bones may bridge.
         fill_edge_frames: longest unseen run at the start or end of the sequence that smoothness and
             bones may extrapolate.
+        fill_from_bones: place a joint no camera sees, however long, when >= ``fill_min_bones`` of its
+            bones reach reconstructed joints (see :func:`_anchor_by_bones`).
+        fill_min_bones: see ``fill_from_bones``.
         admit_single_views: let a NaN joint use its single detections (gated, see module docstring).
         single_view_gate_px: gate for those detections around the interpolated position.
         min_score: detections with a lower score are never used for single-view filling.
@@ -116,10 +121,12 @@ class RefinementConfig:
     solver: Literal["pcg", "banded"] = "pcg"
     fill_max_gap: int = 15
     fill_edge_frames: int = 3
+    fill_from_bones: bool = True
+    fill_min_bones: int = 2
     admit_single_views: bool = True
     single_view_gate_px: float = 40.0
     min_score: float = 0.1
-    depth_loss_scale: float = 2.0
+    depth_loss_scale: float = 1.0
     spike_gate_m: float = 0.1
     spike_speed_factor: float = 1.0
     spike_consistent_px: float = 4.5
@@ -152,10 +159,25 @@ class DepthObservations:
         depth_m: (T, V, J) depth ``z`` of the joint in camera ``v``'s frame, metres; NaN where none.
             The producer (depth fusion) corrects for the skin-to-joint-centre offset.
         sigma_m: (T, V, J) or scalar, one standard deviation of that depth, metres.
+        midpoint_joints, midpoint_depth_m, midpoint_sigma_m: optional depth of the midpoint of joint
+            pairs (P, 2): (T, V, P) camera-frame ``z`` of ``(X_a + X_b) / 2`` and its sigma (e.g. the
+            head centre between the ears, measured on the head's surface: a big, well-measured
+            sphere, where each face point alone sits on a steep, small feature).
+        ray_cam, midpoint_ray_cam: optional (T, V, J, 3) / (T, V, P, 3) unit viewing rays in the camera
+            frame: ``depth_m`` / ``midpoint_depth_m`` are then ranges along these rays (what a depth
+            pixel measures: the residual pulls along the ray, and the lateral position stays the 2D's).
+        independent: optional (T, V, J) bool: depth read where the joint's 3D estimate reprojects, not
+            at the view's 2D detection; it counts even when that detection is dropped as an outlier.
     """
 
     depth_m: np.ndarray
     sigma_m: np.ndarray | float = 0.02
+    independent: np.ndarray | None = None
+    midpoint_joints: np.ndarray | None = None
+    midpoint_depth_m: np.ndarray | None = None
+    midpoint_sigma_m: np.ndarray | None = None
+    ray_cam: np.ndarray | None = None
+    midpoint_ray_cam: np.ndarray | None = None
 
     def __post_init__(self):
         depth = np.asarray(self.depth_m, dtype=np.float64)
@@ -164,6 +186,15 @@ class DepthObservations:
         sigma = np.broadcast_to(np.asarray(self.sigma_m, dtype=np.float64), depth.shape)
         object.__setattr__(self, "depth_m", depth)
         object.__setattr__(self, "sigma_m", sigma)
+        if self.midpoint_joints is not None:
+            pairs = np.asarray(self.midpoint_joints, dtype=np.int64).reshape(-1, 2)
+            mid = np.asarray(self.midpoint_depth_m, dtype=np.float64)
+            if mid.shape != depth.shape[:2] + (len(pairs),):
+                raise ValueError(f"midpoint_depth_m must be {depth.shape[:2] + (len(pairs),)}, got {mid.shape}")
+            object.__setattr__(self, "midpoint_joints", pairs)
+            object.__setattr__(self, "midpoint_depth_m", mid)
+            object.__setattr__(self, "midpoint_sigma_m",
+                               np.broadcast_to(np.asarray(self.midpoint_sigma_m, dtype=np.float64), mid.shape))
 
 
 def _robust_weight(z: np.ndarray, loss: str) -> np.ndarray:
@@ -200,7 +231,7 @@ class _Problem:
     active: np.ndarray  # (T, J)
     bones: np.ndarray  # (Br, 2) rigid bones with a known length
     lengths: np.ndarray  # (Br,)
-    w_bone: float
+    w_bone: np.ndarray | float  # (Br,) or scalar: 1 / sigma^2 of each bone's length residual
     w_acc: float
     depth: np.ndarray | None  # (T, V, J)
     w_depth: np.ndarray | None  # (T, V, J)
@@ -208,6 +239,18 @@ class _Problem:
     scale: float  # robust scale in pixels
     accel_loss: str = "linear"
     depth_scale: float = 2.0  # robust scale of the depth residuals, in sigmas
+    mid_pairs: np.ndarray | None = None  # (P, 2) joint pairs whose midpoint has a depth
+    mid_depth: np.ndarray | None = None  # (T, V, P)
+    w_mid: np.ndarray | None = None  # (T, V, P)
+    ray: np.ndarray | None = None  # (T, V, J, 3) camera-frame unit rays: depth is the range along them
+    mid_ray: np.ndarray | None = None  # (T, V, P, 3)
+
+    @property
+    def coupled(self) -> np.ndarray:
+        """(Br + P, 2) joint pairs with an off-diagonal normal block: the rigid bones, then the midpoint pairs."""
+        if self.mid_pairs is None or not len(self.mid_pairs):
+            return self.bones
+        return np.concatenate([self.bones.reshape(-1, 2), self.mid_pairs])
 
     @property
     def incidence(self) -> np.ndarray:
@@ -244,7 +287,7 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
         norm = np.linalg.norm(d, axis=-1)
         bone_ok = p.active[:, idx_a] & p.active[:, idx_b] & (norm > 1e-9)
         rb = np.where(bone_ok, norm - p.lengths, 0.0)
-        cost += p.w_bone * np.sum(rb * rb)
+        cost += np.sum(p.w_bone * rb * rb)
 
     acc_ok = p.active[:-2] & p.active[1:-1] & p.active[2:]  # (T-2, J)
     acc = (x[:-2] - 2.0 * x[1:-1] + x[2:]) * acc_ok[..., None]
@@ -253,10 +296,23 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
 
     if p.depth is not None:
         wd = np.where(front & np.isfinite(p.depth) & p.active[:, None, :], p.w_depth, 0.0)
-        rd = np.where(wd > 0, z - np.nan_to_num(p.depth), 0.0)
+        along = z if p.ray is None else np.sum(Xc * p.ray, axis=-1)
+        rd = np.where(wd > 0, along - np.nan_to_num(p.depth), 0.0)
         # robust: a depth read on an occluder or a flying pixel must not pin the joint
         zd = wd * rd * rd / p.depth_scale**2
         cost += np.sum(p.depth_scale**2 * _robust_rho(zd, p.loss))
+
+    if p.mid_pairs is not None and len(p.mid_pairs):
+        ma, mb = p.mid_pairs[:, 0], p.mid_pairs[:, 1]
+        if p.mid_ray is None:
+            z_mid = 0.5 * (z[:, :, ma] + z[:, :, mb])  # (T, V, P): z is linear in X
+        else:
+            z_mid = 0.5 * np.sum((Xc[:, :, ma] + Xc[:, :, mb]) * p.mid_ray, axis=-1)
+        ok_mid = front[:, :, ma] & front[:, :, mb] & (p.active[:, ma] & p.active[:, mb])[:, None, :]
+        wm = np.where(ok_mid & np.isfinite(p.mid_depth), p.w_mid, 0.0)
+        rm = np.where(wm > 0, z_mid - np.nan_to_num(p.mid_depth), 0.0)
+        zm = wm * rm * rm / p.depth_scale**2
+        cost += np.sum(p.depth_scale**2 * _robust_rho(zm, p.loss))
 
     if not need_jacobian:
         return cost, None
@@ -274,21 +330,42 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
     g = np.sum(Aw0 * r[..., :1] + Aw1 * r[..., 1:], axis=1)
 
     if p.depth is not None:
-        r2 = p.R[:, 2, :]  # (V, 3)
         wdr = wd * _robust_weight(zd, p.loss)
-        Hd += np.einsum("tvj,vi,vk->tjik", wdr, r2, r2)
-        g += np.einsum("tvj,vi->tji", wdr * rd, r2)
+        if p.ray is None:
+            r2 = p.R[:, 2, :]  # (V, 3)
+            Hd += np.einsum("tvj,vi,vk->tjik", wdr, r2, r2)
+            g += np.einsum("tvj,vi->tji", wdr * rd, r2)
+        else:
+            a_w = np.einsum("tvjk,vki->tvji", p.ray, p.R)  # world direction R^T u
+            Hd += np.einsum("tvj,tvji,tvjk->tjik", wdr, a_w, a_w)
+            g += np.einsum("tvj,tvji->tji", wdr * rd, a_w)
 
     H_bone = None
     if len(p.bones):
         safe = np.where(bone_ok, norm, 1.0)
         u = d / safe[..., None] * bone_ok[..., None]
-        uu = p.w_bone * u[..., :, None] * u[..., None, :]  # (T, Br, 3, 3)
-        gb = p.w_bone * u * rb[..., None]
+        wb = np.broadcast_to(np.asarray(p.w_bone, dtype=np.float64), (len(p.bones),))
+        uu = wb[None, :, None, None] * u[..., :, None] * u[..., None, :]  # (T, Br, 3, 3)
+        gb = wb[None, :, None] * u * rb[..., None]
         inc = p.incidence  # (J, Br): +1 at a, -1 at b
         Hd += np.einsum("jb,tbik->tjik", np.abs(inc), uu)
         g += np.einsum("jb,tbi->tji", inc, gb)
         H_bone = -uu
+    if p.mid_pairs is not None and len(p.mid_pairs):
+        # r = (z_a + z_b) / 2 - d: d r / d X_a = d r / d X_b = R[v, 2] / 2.
+        wmr = wm * _robust_weight(zm, p.loss)  # (T, V, P)
+        if p.mid_ray is None:
+            a_m = np.broadcast_to(p.R[None, :, None, 2, :], p.mid_depth.shape + (3,))
+        else:
+            a_m = np.einsum("tvpk,vki->tvpi", p.mid_ray, p.R)
+        block = 0.25 * np.einsum("tvp,tvpi,tvpk->tpik", wmr, a_m, a_m)  # (T, P, 3, 3)
+        grad = 0.5 * np.einsum("tvp,tvpi->tpi", wmr * rm, a_m)  # (T, P, 3)
+        np.add.at(Hd, (slice(None), ma), block)
+        np.add.at(Hd, (slice(None), mb), block)
+        np.add.at(g, (slice(None), ma), grad)
+        np.add.at(g, (slice(None), mb), grad)
+        empty = np.zeros((T, 0, 3, 3))
+        H_bone = np.concatenate([empty if H_bone is None else H_bone, block], axis=1)
 
     # (T-2, J): IRLS weight of each acceleration residual; the robust loss lets real fast motion
     # (foot strikes, hand swings: tens of m/s^2) through with a bounded pull.
@@ -305,7 +382,7 @@ class _Normal:
 
     Hd: np.ndarray  # (T, J, 3, 3) diagonal blocks without the acceleration term
     g: np.ndarray  # (T, J, 3) gradient
-    H_bone: np.ndarray | None  # (T, Br, 3, 3) off-diagonal block between a bone's two joints
+    H_bone: np.ndarray | None  # (T, Br + P, 3, 3) off-diagonal blocks of ``_Problem.coupled`` pairs
     wa: np.ndarray  # (T-2, J) acceleration residual weights
 
     def accel_diagonal(self) -> np.ndarray:
@@ -348,8 +425,9 @@ def _solve_banded(p: _Problem, normal: _Normal, lam: float, cache: dict | None =
         for c2 in range(c1, 3):
             ab[u + c1 - c2, base + c2] = Hd[..., c1, c2].ravel()
     if normal.H_bone is not None:
-        lo = np.minimum(p.bones[:, 0], p.bones[:, 1])
-        hi = np.maximum(p.bones[:, 0], p.bones[:, 1])
+        pairs = p.coupled
+        lo = np.minimum(pairs[:, 0], pairs[:, 1])
+        hi = np.maximum(pairs[:, 0], pairs[:, 1])
         frame = np.arange(T)[:, None] * m
         for c1 in range(3):
             for c2 in range(3):
@@ -383,9 +461,11 @@ def _solve_pcg(p: _Problem, normal: _Normal, lam: float, max_iter: int = 60, rto
     jj = np.arange(J)
     M[:, jj, :, jj, :] = np.moveaxis(Hd, 0, 1)
     if normal.H_bone is not None:
-        a, b = p.bones[:, 0], p.bones[:, 1]
-        M[:, a, :, b, :] += np.moveaxis(normal.H_bone, 0, 1)
-        M[:, b, :, a, :] += np.moveaxis(normal.H_bone, 0, 1)
+        pairs = p.coupled
+        a, b = pairs[:, 0], pairs[:, 1]
+        for k in range(len(pairs)):  # a joint may be in several pairs: no fancy-index += here
+            M[:, a[k], :, b[k], :] += normal.H_bone[:, k]
+            M[:, b[k], :, a[k], :] += np.swapaxes(normal.H_bone[:, k], -1, -2)
     M = M.reshape(T, m, m)
     # The preconditioner need not be exact: the first one of a chunk serves its later iterations
     # (weights and damping change little), which saves most of the batched inversions.
@@ -533,20 +613,65 @@ def _interpolate(xyz: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bone_length_array(bone_lengths, skeleton: Skeleton, initial) -> np.ndarray:
-    from reconstruction.bone_lengths import BoneLengths, estimate_bone_lengths
+def _anchor_by_bones(x_init: np.ndarray, x_start: np.ndarray, active: np.ndarray, bones: np.ndarray,
+                     min_bones: int, passes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Activate the NaN joint-frames held by >= ``min_bones`` ``bones`` (B, 2) to active joints (all of
+    its bones when it has fewer: an ankle hangs from its knee).
+
+    Such a joint, seen by no camera for longer than the gap filling bridges (a shoulder turned away
+    from both cameras of a two-camera rig), is placed by the bones and smoothness. Its start is the
+    mean of its rigid neighbours (their starts) plus its offset from them in the nearest frame where
+    all were found: the body moves, the limb keeps its shape. Joints are added in ``passes`` rounds,
+    so one anchored joint can hold the next. Returns (x_start, active) updated.
+    """
+    T, J, _ = x_init.shape
+    frames = np.arange(T)
+    known = np.all(np.isfinite(x_init), axis=-1)
+    x_start = x_start.copy()
+    active = active.copy()
+    neighbours = [np.concatenate([bones[bones[:, 0] == j, 1], bones[bones[:, 1] == j, 0]]) for j in range(J)]
+    for _ in range(passes):
+        added = False
+        for j in range(J):  # per joint (few), vectorized over frames
+            nb = neighbours[j]
+            if not len(nb):
+                continue
+            # an end joint (a wrist, an ankle) has one bone: that one holds it
+            todo = ~active[:, j] & (active[:, nb].sum(axis=1) >= min(min_bones, len(nb)))
+            ref = np.flatnonzero(known[:, j] & known[:, nb].all(axis=1))
+            if not todo.any() or not len(ref):
+                continue
+            centre = x_start[:, nb].mean(axis=1)  # (T, 3)
+            after = np.clip(np.searchsorted(ref, frames), 0, len(ref) - 1)
+            before = np.clip(after - 1, 0, len(ref) - 1)
+            pick = np.where(np.abs(ref[before] - frames) <= np.abs(ref[after] - frames), ref[before], ref[after])
+            start = centre + (x_init[pick, j] - x_init[pick][:, nb].mean(axis=1))
+            todo &= np.all(np.isfinite(start), axis=-1)
+            x_start[todo, j] = start[todo]
+            active[todo, j] = True
+            added = added or bool(todo.any())
+        if not added:
+            break
+    return x_start, active
+
+
+def _bone_length_array(bone_lengths, skeleton: Skeleton, initial) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) lengths and (B,) their uncertainty (0 for a plain array), metres."""
+    from reconstruction.bone_lengths import BoneLengths, complete_bone_lengths, estimate_bone_lengths
 
     if bone_lengths is None:
-        bone_lengths = estimate_bone_lengths(initial.xyz, skeleton, n_views=initial.n_views,
-                                             reproj_error_px=initial.reproj_error_px)
+        bone_lengths = complete_bone_lengths(estimate_bone_lengths(
+            initial.xyz, skeleton, n_views=initial.n_views, reproj_error_px=initial.reproj_error_px,
+            covariance=getattr(initial, "covariance", None)), skeleton)
     if isinstance(bone_lengths, BoneLengths):
         if tuple(bone_lengths.bones) != tuple(skeleton.bones):
             raise ValueError(f"bone_lengths are not for skeleton {skeleton.name!r}'s bones")
-        return bone_lengths.lengths_m
+        sigma = np.where(np.isfinite(bone_lengths.sigma_m), bone_lengths.sigma_m, 0.0)
+        return bone_lengths.lengths_m, sigma
     lengths = np.asarray(bone_lengths, dtype=np.float64)
     if lengths.shape != (len(skeleton.bones),):
         raise ValueError(f"bone_lengths must be ({len(skeleton.bones)},) metres, got {lengths.shape}")
-    return lengths
+    return lengths, np.zeros(len(lengths))
 
 
 def refine_sequence(
@@ -592,8 +717,10 @@ def refine_sequence(
         raise ValueError(f"initial xyz {x_init.shape} / used {used0.shape} do not match keypoints {kp.shape}")
     fps = float(fps or cfg.fps)
 
-    lengths_all = _bone_length_array(bone_lengths, skeleton, initial)
+    lengths_all, length_sigma = _bone_length_array(bone_lengths, skeleton, initial)
     rigid = skeleton.rigid_mask & np.isfinite(lengths_all) & (lengths_all > 0)
+    # A length known only roughly (from body height, 6 %) holds its bone loosely.
+    w_bone = 1.0 / (cfg.bone_sigma_m**2 + length_sigma[rigid] ** 2)
     bones = skeleton.bone_indices[rigid]
     lengths = lengths_all[rigid]
 
@@ -621,7 +748,8 @@ def refine_sequence(
         # ... and so is one whose depth, read by >= 2 of its views at their own detections, agrees
         # with it: a 2-view triangulation with one outlier on the epipolar line has a small
         # reprojection error, but the outlier's depth (another body part, the background) disagrees.
-        z_init = np.stack([cam.world_to_camera(x_init)[..., 2] for cam in rig], axis=1)  # (T, V, J)
+        Xc_init = np.stack([cam.world_to_camera(x_init) for cam in rig], axis=1)  # (T, V, J, 3)
+        z_init = Xc_init[..., 2] if depth_residuals.ray_cam is None else np.sum(Xc_init * depth_residuals.ray_cam, -1)
         with np.errstate(invalid="ignore"):
             agree = used0 & (np.abs(z_init - depth_residuals.depth_m)
                              <= cfg.spike_depth_sigmas * depth_residuals.sigma_m)
@@ -653,6 +781,10 @@ def refine_sequence(
     edge = ((prev < 0) & (nxt < T) & (nxt <= cfg.fill_edge_frames)) | (
         (nxt >= T) & (prev >= 0) & (T - 1 - prev <= cfg.fill_edge_frames))
     active = finite | ((~finite) & (interior | edge)) | ((~finite) & has_view & (near <= cfg.fill_max_gap))
+    if cfg.fill_from_bones and len(skeleton.bones):
+        # Every bone of the skeleton holds (trunk sides and bones of unknown length too): the start
+        # keeps the limb's shape, and the rigid bones with a length then place it.
+        x_start, active = _anchor_by_bones(x_init, x_start, active, skeleton.bone_indices, cfg.fill_min_bones)
     used &= active[:, None, :]
     w_obs = np.where(used, base_w, 0.0)
 
@@ -670,7 +802,16 @@ def refine_sequence(
             w_depth = np.where(np.isfinite(depth), 1.0 / np.square(np.maximum(depth_residuals.sigma_m, 1e-4)), 0.0)
         # A depth point is read at a view's 2D detection: it counts only while that detection does
         # (a detection dropped as an outlier, e.g. by the spike test, takes its depth along).
-        w_depth = np.where(used, w_depth, 0.0)
+        keep = used if depth_residuals.independent is None else used | (
+            np.asarray(depth_residuals.independent, dtype=bool) & active[:, None, :])
+        w_depth = np.where(keep, w_depth, 0.0)
+    mid_pairs = mid_depth = w_mid = None
+    if depth_residuals is not None and depth_residuals.midpoint_joints is not None:
+        mid_pairs = depth_residuals.midpoint_joints
+        mid_depth = depth_residuals.midpoint_depth_m
+        with np.errstate(divide="ignore"):
+            w_mid = np.where(np.isfinite(mid_depth),
+                             1.0 / np.square(np.maximum(depth_residuals.midpoint_sigma_m, 1e-4)), 0.0)
 
     weight_sum = np.zeros((T, 1, 1))
     x_acc = np.zeros((T, J, 3))
@@ -682,10 +823,15 @@ def refine_sequence(
         sl = slice(s, e)
         p = _Problem(
             obs=np.nan_to_num(obs[sl]), w_obs=w_obs[sl], R=R, t=tv, K2=K2, c=cc, active=active[sl],
-            bones=bones, lengths=lengths, w_bone=1.0 / cfg.bone_sigma_m**2,
+            bones=bones, lengths=lengths, w_bone=w_bone,
             w_acc=(fps * fps / cfg.accel_sigma_m_s2) ** 2,
             depth=None if depth is None else depth[sl], w_depth=None if depth is None else w_depth[sl],
             loss=cfg.loss, scale=cfg.loss_scale_px, accel_loss=cfg.accel_loss, depth_scale=cfg.depth_loss_scale,
+            mid_pairs=mid_pairs, mid_depth=None if mid_pairs is None else mid_depth[sl],
+            w_mid=None if mid_pairs is None else w_mid[sl],
+            ray=None if depth is None or depth_residuals.ray_cam is None else np.nan_to_num(depth_residuals.ray_cam[sl]),
+            mid_ray=None if mid_pairs is None or depth_residuals.midpoint_ray_cam is None else np.nan_to_num(
+                depth_residuals.midpoint_ray_cam[sl]),
         )
         x_chunk, hd = _solve_chunk(p, np.nan_to_num(x_start[sl]), cfg)
         # Linear cross-fade over the overlaps with the previous and next chunk.

@@ -36,7 +36,8 @@ class SwapConfig:
     Attributes:
         cap_px: per-joint reprojection errors are truncated here (one bad joint cannot decide).
         min_improvement_px: flip a view when the flipped labels' mean error is lower by this.
-        min_joints: fewest left/right joints detected in the view (and triangulable) to decide.
+        min_joints: fewest left/right joints detected in the view (and triangulable) to decide; 3D:
+            fewest left/right joints found (with their mirror) in both frames to decide a flip.
         min_score: detections below this score are ignored.
         min_improvement_m: 3D: flip a frame when flipped labels are closer to the previous frame by this
             (mean over the left/right joints).
@@ -194,17 +195,30 @@ def correct_swaps_3d(xyz: np.ndarray, skeleton: Skeleton, cfg: SwapConfig = Swap
     lr = np.flatnonzero(perm != np.arange(J))
     if T < 2 or lr.size == 0:
         return xyz.copy(), np.zeros(T, dtype=bool)
-    cur, prev = xyz[1:, lr], xyz[:-1, lr]
-    cur_flip = xyz[1:, perm[lr]]
+    # Each frame is compared with the last frame that had enough left/right joints (with their
+    # mirrors) and over the joints found in both, both ways: with two cameras many joints are
+    # missing, and a mean over different joints, or a chain through a frame that decides nothing,
+    # would flip the parity of every later frame.
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        d_id = np.nanmean(np.linalg.norm(cur - prev, axis=-1), axis=1)
-        d_flip = np.nanmean(np.linalg.norm(cur_flip - prev, axis=-1), axis=1)
-    with np.errstate(invalid="ignore"):
-        change = d_flip + cfg.min_improvement_m < d_id  # (T-1,) frame t flips relative to t-1
-    parity = np.concatenate([[0], np.cumsum(change) % 2]).astype(bool)
+    both_sides = np.all(np.isfinite(xyz[:, lr]), axis=-1) & np.all(np.isfinite(xyz[:, perm[lr]]), axis=-1)  # (T, L)
+    valid = np.flatnonzero(both_sides.sum(axis=1) >= cfg.min_joints)
+    parity = np.zeros(T, dtype=bool)
+    if len(valid) >= 2:
+        cur, prev = xyz[valid[1:]][:, lr], xyz[valid[:-1]][:, lr]
+        cur_flip = xyz[valid[1:]][:, perm[lr]]
+        e_id = np.linalg.norm(cur - prev, axis=-1)  # (K-1, L)
+        e_flip = np.linalg.norm(cur_flip - prev, axis=-1)
+        common = np.isfinite(e_id) & np.isfinite(e_flip)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            d_id = np.nanmean(np.where(common, e_id, np.nan), axis=1)
+            d_flip = np.nanmean(np.where(common, e_flip, np.nan), axis=1)
+        with np.errstate(invalid="ignore"):
+            change = (d_flip + cfg.min_improvement_m < d_id) & (common.sum(axis=1) >= cfg.min_joints)
+        chain = np.concatenate([[0], np.cumsum(change) % 2]).astype(bool)  # parity of the valid frames
+        last_valid = np.clip(np.searchsorted(valid, np.arange(T), side="right") - 1, 0, None)
+        parity = chain[last_valid]
     flipped = parity if parity.mean() < 0.5 else ~parity
     out = np.where(flipped[:, None, None], xyz[:, perm], xyz)
     if flipped.any():

@@ -118,7 +118,7 @@ def test_live_depth_crops_give_the_same_points_as_full_images():
     depths = [frames["depth"][v, 0] for v in range(3)]
     cfg = DepthFusionConfig(estimate_offsets=False, temporal_window=0)
     full = lift_keypoints_with_depth(kp, np.stack(depths)[None], 0.001, rig, cfg=cfg)
-    kp_crop, crops, crop_rig = crop_depth_views(kp[0], depths, rig, cfg.window_px + 2)
+    kp_crop, crops, crop_rig = crop_depth_views(kp[0], depths, rig, cfg.reach_px + 2)
     assert all(c.size < d.size for c, d in zip(crops, depths))
     crop = lift_keypoints_with_depth(kp_crop[None], [crops], 0.001, crop_rig, cfg=cfg)
     assert np.isfinite(full.points).sum() > 20

@@ -56,7 +56,7 @@ def test_lift_recovers_sphere_centres_noiseless(rig4, rng):
     depth = np.stack([render_spheres(c, centers, radii) for c in rig4.cameras])[None]  # (1, V, H, W)
     uv = rig4.project(centers)  # (N, V, 2)
     kp = np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], axis=-1).transpose(1, 0, 2)[None]  # (1, V, N, 3)
-    cfg = DepthFusionConfig(window_px=2)
+    cfg = DepthFusionConfig(window_px=2, window_fraction=0.0)  # the square window
     lift = lift_keypoints_with_depth(kp, depth, DEPTH_SCALE, rig4, cfg=cfg, offsets_m=radii)
     err = np.linalg.norm(lift.points[0] - centers[None], axis=-1)  # (V, N)
     visible = np.isfinite(err)
@@ -68,7 +68,7 @@ def test_lift_recovers_sphere_centres_noiseless(rig4, rng):
     np.testing.assert_allclose(surf_err[visible], np.broadcast_to(radii, surf_err.shape)[visible], atol=0.006)
 
 
-def test_lift_covariance_is_elongated_along_the_ray(rig4, rng):
+def test_lift_covariance_along_the_ray_is_the_depth_noise_across_it_the_pixel_noise(rig4, rng):
     centers, radii = sphere_scene(rig4, rng)
     cam = rig4.cameras[0]
     depth = render_spheres(cam, centers, radii)[None, None]
@@ -76,18 +76,20 @@ def test_lift_covariance_is_elongated_along_the_ray(rig4, rng):
     kp = np.concatenate([uv, np.ones((len(uv), 1))], axis=-1)[None, None]
     from calibration.camera import Rig
 
-    lift = lift_keypoints_with_depth(kp, depth, DEPTH_SCALE, Rig((cam,)), offsets_m=radii)
+    cfg = DepthFusionConfig(window_fraction=0.0)
+    lift = lift_keypoints_with_depth(kp, depth, DEPTH_SCALE, Rig((cam,)), cfg=cfg, offsets_m=radii)
     cov = lift.covariance[0, 0, 0]
     ray = lift.points[0, 0, 0] - cam.center
-    ray /= np.linalg.norm(ray)
-    evals, evecs = np.linalg.eigh(cov)
-    cfg = DepthFusionConfig()
+    rng_m = np.linalg.norm(ray)
+    ray /= rng_m
     z = cam.world_to_camera(lift.surface[0, 0, 0])[2]
     n_eff = min(cfg.independent_pixels, (2 * cfg.window_px + 1) ** 2)  # the window is all on the sphere
     expected_ray_sigma = np.hypot((cfg.noise_a_m + cfg.noise_b_per_m * z**2) * 1.2533 / np.sqrt(n_eff) * np.linalg.norm(
         cam.world_to_camera(lift.surface[0, 0, 0]) / z), cfg.offset_sigma_m)
-    assert abs(abs(evecs[:, -1] @ ray) - 1) < 1e-6
-    assert np.sqrt(evals[-1]) == pytest.approx(expected_ray_sigma, rel=1e-6)
+    # the ray is an eigenvector: depth noise along it; the pixel noise at that range across it
+    assert np.allclose(cov @ ray, expected_ray_sigma**2 * ray, rtol=1e-6, atol=1e-12)
+    lateral = rng_m * cfg.pixel_sigma_px / (0.5 * (cam.K[0, 0] + cam.K[1, 1]))
+    assert np.trace(cov) == pytest.approx(expected_ray_sigma**2 + 2 * lateral**2, rel=1e-6)
 
 
 def test_window_prefers_the_nearest_cluster_over_background():
@@ -209,19 +211,23 @@ def test_offsets_table_and_estimation(rig4, rng):
     np.testing.assert_allclose(few, 0.04)
 
 
-def test_depth_residuals_are_camera_depths_of_accepted_points(rig4, rng):
+def test_depth_residuals_are_ranges_along_the_rays_of_accepted_points(rig4, rng):
     centers, radii, depth, kp = _noisy_scene(rig4, rng, T=2, noise_px=0.5)
     lift = lift_keypoints_with_depth(kp, depth, DEPTH_SCALE, rig4, offsets_m=radii)
     result = fuse(centers, lift.points, lift.covariance)
     obs = depth_residuals(lift, result, rig4)
-    assert obs.depth_m.shape == kp.shape[:3]
+    assert obs.depth_m.shape == kp.shape[:3] and obs.ray_cam.shape == kp.shape[:3] + (3,)
     for v, cam in enumerate(rig4.cameras):
-        z_true = cam.world_to_camera(centers)[..., 2]
+        X_true = cam.world_to_camera(centers)
+        range_true = np.linalg.norm(X_true, axis=-1)
         used = result.depth_used[:, v]
         assert used.sum() > 0
-        np.testing.assert_allclose(obs.depth_m[:, v][used], z_true[used], atol=0.03)
+        # the disc window's median lies a little behind a sphere's apex: within 3 cm
+        np.testing.assert_allclose(obs.depth_m[:, v][used], range_true[used], atol=0.03)
+        # the ray is the direction of the lifted point, within the 0.5 px noise of its pixel
+        cos = np.sum(obs.ray_cam[:, v][used] * (X_true / range_true[..., None])[used], axis=-1)
+        assert np.all(cos > np.cos(np.radians(0.5)))
         assert np.all(np.isnan(obs.depth_m[:, v][~used]))
-        # sigma along the optical axis: between the pure depth noise and the full ray sigma
         assert np.all((obs.sigma_m[:, v][used] > 0.002) & (obs.sigma_m[:, v][used] < 0.05))
 
 
@@ -237,27 +243,34 @@ def test_per_frame_list_with_missing_views_matches_array(rig4, rng):
     np.testing.assert_array_equal(lift.points[0, [0, 2, 3]], ref.points[0, [0, 2, 3]])
 
 
-def test_depth_noise_scale_measures_the_sensor_against_the_triangulation(rig4):
-    # Depth points scattered along each view's ray with 8 mm (joint 0) and 30 mm (joint 1) while the
-    # model says 16 mm; the triangulation has 5 mm isotropic error, which it reports. The measured
-    # scale undoes the model's error: 0.5 and 1.875 (within sampling noise).
-    from reconstruction.depth_fusion import depth_noise_scale
+def test_measure_depth_noise_separates_frame_noise_from_slow_bias(rig4):
+    # Joints moving smoothly; depth points along each view's ray with white noise of 8 mm (joint 0)
+    # and 30 mm (joint 1) while the model says 16 mm, and for joint 1 also a slow error (20 mm
+    # sine over 3 s: sigma 14 mm). The triangulation has 5 mm white error, which it reports.
+    from reconstruction.depth_fusion import measure_depth_noise
 
     rng = np.random.default_rng(3)
-    T, V, J = 400, len(rig4), 2
-    truth = rng.normal([0.0, 0.0, 1.0], 0.2, size=(T, J, 3))
+    T, V, J = 600, len(rig4), 2
+    t = np.arange(T) / 30.0
+    truth = np.stack([np.stack([0.3 * np.sin(0.5 * t + k), 0.3 * np.cos(0.4 * t + k), 1.0 + 0.2 * np.sin(0.3 * t)], -1)
+                      for k in range(J)], axis=1)  # (T, J, 3)
     ray = truth[:, None] - rig4.centers[None, :, None, :]
     u = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
-    true_sigma = np.array([0.008, 0.030])
-    points = truth[:, None] + u * (rng.normal(size=(T, V, J)) * true_sigma)[..., None]
+    white = np.array([0.008, 0.030])
+    slow = np.stack([np.zeros(T), 0.02 * np.sin(2 * np.pi * t / 3.0)], axis=-1)  # (T, J)
+    along = rng.normal(size=(T, V, J)) * white + slow[:, None, :]
+    points = truth[:, None] + u * along[..., None]
     tri_xyz = truth + rng.normal(scale=0.005, size=truth.shape)
-    tri_cov = np.broadcast_to(0.005**2 * np.eye(3), (T, J, 3, 3))
-    var_ray = np.full((T, V, J), 0.016**2)
-    used = np.ones((T, V, J), dtype=bool)
+    tri_var = np.full((T, V, J), 0.005**2)
+    white_var = np.full((T, V, J), 0.016**2)
     reliable = np.ones((T, J), dtype=bool)
-    scale = depth_noise_scale(points, var_ray, used, tri_xyz, tri_cov, reliable, rig4)
-    np.testing.assert_allclose(scale, true_sigma / 0.016, rtol=0.12)
+    scale, bias = measure_depth_noise(points, white_var, tri_xyz, tri_var, reliable, rig4)
+    np.testing.assert_allclose(scale, white / 0.016, rtol=0.12)
+    assert bias[0] < 0.004  # the floor (3 mm): no slow error
+    assert bias[1] == pytest.approx(0.02 / np.sqrt(2), rel=0.3)
     # too few samples: the model stands
-    few = depth_noise_scale(points, var_ray, used & (np.arange(T) < 3)[:, None, None], tri_xyz, tri_cov,
-                            reliable, rig4)
-    np.testing.assert_array_equal(few, 1.0)
+    few = reliable & (np.arange(T) < 3)[:, None]
+    points_few = np.where((np.arange(T) < 3)[:, None, None, None], points, np.nan)
+    scale_few, bias_few = measure_depth_noise(points_few, white_var, tri_xyz, tri_var, few, rig4)
+    np.testing.assert_array_equal(scale_few, 1.0)
+    np.testing.assert_array_equal(bias_few, 0.003)

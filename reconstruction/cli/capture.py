@@ -193,7 +193,7 @@ def build_live_stages(rig, fps: float, skeleton, detector: str = "simulated", tr
             return tri.xyz[0]
         # One (1, V, H, W) uint16 array: the lift then reads views without per-frame copies; an absent
         # view is all zeros (no depth).
-        kp_crop, crops, crop_rig = crop_depth_views(kp[0], depths, rig, fusion_cfg.window_px + 2)
+        kp_crop, crops, crop_rig = crop_depth_views(kp[0], depths, rig, fusion_cfg.reach_px + 2)
         lift = lift_keypoints_with_depth(kp_crop[None], [crops], depth_scale, crop_rig, cfg=fusion_cfg,
                                          offsets_m=offsets)
         return fuse(tri, lift.points, lift.covariance, fusion_cfg).xyz[0]
