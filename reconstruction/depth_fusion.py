@@ -107,6 +107,11 @@ class DepthFusionConfig:
         head_radius_m: head radius for the disc's size and the expected surface (the offset used is
             re-estimated from the data).
         head_window_fraction: the disc's radius as a fraction of ``head_radius_m``.
+        segment_depth: also measure the depth along each rigid limb bone (a disc of
+            ``window_fraction`` times the thinner end's offset): the refinement gets the depth of
+            points between the two joints, more readings per bone and view of a big, smooth surface.
+        segment_points: where along each limb bone (fraction of the way from its second joint to
+            its first: the point is ``w X_a + (1 - w) X_b``).
         expected_band_m: with that first estimate, only depth pixels within this distance (+ 3 noise
             sigmas) of the surface it predicts (its depth minus the joint's prior offset) are read.
         noise_a_m / noise_b_per_m: per-pixel depth noise ``sigma_z = a + b z^2`` (metres, z in
@@ -157,6 +162,8 @@ class DepthFusionConfig:
     head_depth: bool = True
     head_radius_m: float = 0.09
     head_window_fraction: float = 0.5
+    segment_depth: bool = True
+    segment_points: tuple[float, ...] = (0.5,)
     noise_a_m: float = 0.001
     noise_b_per_m: float = 0.0037
     independent_pixels: float = 9.0
@@ -206,9 +213,15 @@ class DepthLift:
         var_ray: (T, V, J) variance (m^2) along the viewing ray (depth noise + offset).
         at_estimate: (T, V, J) bool, read where a 3D estimate reprojects (``sample_uv``) rather than
             at the view's detection: its label is the estimate's, not the detection's.
-        head_surface: (T, V, 3) world metres, the head's visible surface on the ray through the
-            head centre (midpoint of the ears), see :func:`lift_head_with_depth`; None without.
-        head_var: (T, V) m^2, the sensor model's variance of that surface's range.
+        mid_pairs: (P, 2) joint pairs whose midpoint's depth was read (the ears: the head centre;
+            a limb's two ends: its middle), see :func:`lift_midpoints_with_depth`; None without.
+        mid_surface: (T, V, P, 3) world metres, the visible surface on each view's ray through them.
+        mid_var: (T, V, P) m^2, the sensor model's variance of that surface's range.
+        mid_radius: (P,) m, the body radius prior there (the midpoint's offset behind the surface
+            until the data give one).
+        mid_sin: (T, V, P) sine of the angle between each view's ray and the segment (1 for a
+            sphere such as the head): a limb seen at an angle lies ``radius / sin`` behind its surface.
+        mid_weights: (P,) ``w``: the point read is ``w X_a + (1 - w) X_b`` (0.5: the middle).
     """
 
     points: np.ndarray
@@ -217,8 +230,12 @@ class DepthLift:
     offsets_m: np.ndarray
     var_ray: np.ndarray | None = None
     at_estimate: np.ndarray | None = None
-    head_surface: np.ndarray | None = None
-    head_var: np.ndarray | None = None
+    mid_pairs: np.ndarray | None = None
+    mid_surface: np.ndarray | None = None
+    mid_var: np.ndarray | None = None
+    mid_radius: np.ndarray | None = None
+    mid_sin: np.ndarray | None = None
+    mid_weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -477,6 +494,63 @@ def lift_keypoints_with_depth(
                      at_estimate=at_estimate)
 
 
+def lift_midpoints_with_depth(
+    depth,
+    depth_scale,
+    rig,
+    mid_xyz: np.ndarray,
+    radius_m: np.ndarray,
+    window_fraction,
+    cfg: DepthFusionConfig = DepthFusionConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The visible surface on each view's ray through points between joints (a limb's middle, the
+    head's centre between the ears).
+
+    Args:
+        depth: like :func:`lift_keypoints_with_depth` (T frames, V views).
+        depth_scale: metres per depth unit, scalar or (V,).
+        rig: the rig, V cameras.
+        mid_xyz: (T, P, 3) world metres, the points of a first 3D estimate (NaN: unknown).
+        radius_m: (P,) body radius there: the disc read has ``window_fraction`` (scalar or (P,)) times
+            this radius at the point's depth (within ``window_px`` .. ``max_window_px``), and only
+            pixels within ``expected_band_m`` of the expected surface (the point minus its radius)
+            count, so a hand in front of the thigh or the wall behind are not read.
+
+    Returns:
+        surface (T, V, P, 3) world metres (NaN where no depth) and the sensor model's variance
+        (T, V, P) m^2 of its range.
+    """
+    mid_xyz = np.asarray(mid_xyz, dtype=np.float64)
+    radius_m = np.asarray(radius_m, dtype=np.float64)
+    frac = np.broadcast_to(np.asarray(window_fraction, dtype=np.float64), radius_m.shape)
+    T, P = mid_xyz.shape[:2]
+    V = len(rig)
+    scale = np.broadcast_to(np.asarray(depth_scale, dtype=np.float64).ravel(), (V,)) if np.ndim(
+        depth_scale) else np.full(V, float(depth_scale))
+    surface = np.full((T, V, P, 3), np.nan)
+    var = np.full((T, V, P), np.nan)
+    for v, camera in enumerate(rig.cameras):
+        d_raw = _stack_view(depth, v, T)
+        if d_raw is None or not np.isfinite(scale[v]) or scale[v] <= 0:
+            continue
+        d_m = d_raw.astype(np.float32) * np.float32(scale[v])
+        X = camera.world_to_camera(mid_xyz)  # (T, P, 3)
+        uv = camera.project(mid_xyz)  # (T, P, 2)
+        f_px = 0.5 * (camera.K[0, 0] + camera.K[1, 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            radius = f_px * frac[None, :] * radius_m[None, :] / X[..., 2]
+            expected = X[..., 2] * (1.0 - radius_m[None, :] / np.linalg.norm(X, axis=-1))
+        uv[~(X[..., 2] > cfg.min_depth_m)] = np.nan
+        z, n = robust_window_depth(d_m, uv, cfg, return_count=True, radius_px=radius, expected_z=expected)
+        xy = camera.undistort_points(uv, normalized=True)
+        ray = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1)  # (T, P, 3)
+        n_eff = np.clip(n, 1, cfg.independent_pixels)
+        sigma_z = (cfg.noise_a_m + cfg.noise_b_per_m * z**2) * 1.2533 / np.sqrt(n_eff)
+        surface[:, v] = (ray * z[..., None] - camera.t) @ camera.R
+        var[:, v] = (sigma_z * np.linalg.norm(ray, axis=-1)) ** 2
+    return surface, var
+
+
 def lift_head_with_depth(
     depth,
     depth_scale,
@@ -484,48 +558,12 @@ def lift_head_with_depth(
     head_xyz: np.ndarray,
     cfg: DepthFusionConfig = DepthFusionConfig(),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The head's visible surface on each view's ray through the head centre.
-
-    Args:
-        depth: like :func:`lift_keypoints_with_depth` (T frames, V views).
-        depth_scale: metres per depth unit, scalar or (V,).
-        rig: the rig, V cameras.
-        head_xyz: (T, 3) world metres, the head centre of a first 3D estimate (NaN: unknown).
-
-    Returns:
-        surface (T, V, 3) world metres (NaN where no depth) and the sensor model's variance (T, V) m^2
-        of its range. The disc has ``head_window_fraction * head_radius_m`` radius at the head's
-        depth; only pixels within ``expected_band_m`` of the expected surface (centre minus a head
-        radius) are read, so a hand in front of the face or the wall behind are not the head.
-    """
-    head_xyz = np.asarray(head_xyz, dtype=np.float64)
-    T, V = head_xyz.shape[0], len(rig)
-    scale = np.broadcast_to(np.asarray(depth_scale, dtype=np.float64).ravel(), (V,)) if np.ndim(
-        depth_scale) else np.full(V, float(depth_scale))
-    surface = np.full((T, V, 3), np.nan)
-    var = np.full((T, V), np.nan)
-    for v, camera in enumerate(rig.cameras):
-        d_raw = _stack_view(depth, v, T)
-        if d_raw is None or not np.isfinite(scale[v]) or scale[v] <= 0:
-            continue
-        d_m = d_raw.astype(np.float32) * np.float32(scale[v])
-        X = camera.world_to_camera(head_xyz)  # (T, 3)
-        uv = camera.project(head_xyz)[:, None, :]  # (T, 1, 2)
-        f_px = 0.5 * (camera.K[0, 0] + camera.K[1, 1])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            radius = (f_px * cfg.head_window_fraction * cfg.head_radius_m / X[:, 2])[:, None]
-            expected = (X[:, 2] * (1.0 - cfg.head_radius_m / np.linalg.norm(X, axis=-1)))[:, None]
-        behind = ~(X[:, 2] > cfg.min_depth_m)
-        uv[behind] = np.nan
-        z, n = robust_window_depth(d_m, uv, cfg, return_count=True, radius_px=radius, expected_z=expected)
-        xy = camera.undistort_points(uv, normalized=True)
-        ray = np.concatenate([xy, np.ones_like(xy[..., :1])], axis=-1)[:, 0]  # (T, 3)
-        S = ray * z[:, :1]
-        n_eff = np.clip(n[:, 0], 1, cfg.independent_pixels)
-        sigma_z = (cfg.noise_a_m + cfg.noise_b_per_m * z[:, 0] ** 2) * 1.2533 / np.sqrt(n_eff)
-        surface[:, v] = (S - camera.t) @ camera.R
-        var[:, v] = (sigma_z * np.linalg.norm(ray, axis=-1)) ** 2
-    return surface, var
+    """The head's visible surface on each view's ray through the head centre ``head_xyz`` (T, 3)
+    (:func:`lift_midpoints_with_depth` with ``head_radius_m`` and ``head_window_fraction``): surface
+    (T, V, 3) world metres, NaN where no depth, and the model variance (T, V) m^2 of its range."""
+    surface, var = lift_midpoints_with_depth(depth, depth_scale, rig, np.asarray(head_xyz, dtype=np.float64)[:, None],
+                                             np.array([cfg.head_radius_m]), cfg.head_window_fraction, cfg)
+    return surface[:, :, 0], var[:, :, 0]
 
 
 def estimate_joint_offsets(

@@ -30,6 +30,7 @@ import numpy as np
 
 from capture.config import load_yaml, section_from_mapping, to_plain
 from capture.errors import ConfigError
+from reconstruction.nan_warnings import quiet_nan_warnings
 from reconstruction.depth_fusion import (
     DepthFusionConfig,
     DepthLift,
@@ -41,7 +42,7 @@ from reconstruction.depth_fusion import (
     with_offsets,
     with_ray_variance,
     joint_offsets,
-    lift_head_with_depth,
+    lift_midpoints_with_depth,
     lift_keypoints_with_depth,
 )
 from reconstruction.filters import FilterConfig
@@ -214,7 +215,8 @@ class SequenceResult:
         flipped_3d: (T,) frames whose labels had flipped in every view (the 3D correction).
         depth_noise: measured depth noise per joint (``measure_noise``): ``white_scale`` (J,) the
             frame-to-frame noise over the sensor model, ``bias_sigma_m`` (J,) the slow offset
-            variation; None when not measured.
+            variation; with ``head_depth`` also ``head_offset_m`` (head centre behind its surface),
+            ``head_white_scale``, ``head_bias_sigma_m`` and ``head_points``; None when not measured.
     """
 
     xyz: np.ndarray
@@ -365,13 +367,22 @@ def reconstruct_keypoints(
         used = np.asarray(tri.used, dtype=bool) | (fusion.depth_used & ~tri_ok[:, None, :])
         initial = replace(tri, xyz=fusion.xyz, covariance=fusion.covariance, used=used)
         depth_obs = depth_residuals(lift, fusion, rig)
-        head = _head_depth(lift, tri, rig, skeleton, dcfg, reliable) if dcfg.head_depth else None
-        if head is not None:
-            pairs, z_mid, sigma_mid, ray_mid, head_offset, head_white, head_bias = head
-            depth_obs = replace(depth_obs, midpoint_joints=pairs, midpoint_depth_m=z_mid, midpoint_sigma_m=sigma_mid,
-                                midpoint_ray_cam=ray_mid)
-            depth_noise = dict(depth_noise or {}, head_offset_m=head_offset, head_white_scale=head_white,
-                               head_bias_sigma_m=head_bias, head_points=int(np.isfinite(z_mid).sum()))
+        mids = _midpoint_depth(lift, tri, rig, dcfg, reliable)
+        if mids is not None:
+            pairs, weights, r_mid, sigma_mid, ray_mid, mid_offsets, mid_white, mid_bias = mids
+            depth_obs = replace(depth_obs, midpoint_joints=pairs, midpoint_depth_m=r_mid, midpoint_sigma_m=sigma_mid,
+                                midpoint_ray_cam=ray_mid, midpoint_weights=weights)
+            depth_noise = dict(depth_noise or {})
+            ears = _ear_indices(skeleton)
+            head = ears is not None and dcfg.head_depth and tuple(pairs[0]) == tuple(ears)
+            if head:
+                depth_noise.update(head_offset_m=float(mid_offsets[0]), head_white_scale=float(mid_white[0]),
+                                   head_bias_sigma_m=float(mid_bias[0]), head_points=int(np.isfinite(r_mid[..., 0]).sum()))
+            k = 1 if head else 0
+            if len(pairs) > k:
+                depth_noise.update(segment_points=int(np.isfinite(r_mid[..., k:]).sum()), segment_offsets_m={
+                    f"{skeleton.joint_names[p]}-{skeleton.joint_names[q]}@{wt:g}": float(o)
+                    for (p, q), wt, o in zip(pairs[k:], weights[k:], mid_offsets[k:])})
         timings["depth_fusion"] = time.perf_counter() - t0
     refined = None
     xyz = fused_xyz
@@ -419,7 +430,7 @@ def lift_depth(
     """
     dcfg = cfg.depth_fusion
     kp = np.asarray(keypoints2d, dtype=np.float64)
-    ears = _ear_indices(skeleton)
+    pairs, radii, fractions, weights = _midpoint_pairs(skeleton, dcfg, offsets_m)
     lift = lift_keypoints_with_depth(kp, depth, depth_scale, rig, cfg=dcfg, offsets_m=offsets_m)
     if not (dcfg.sample_at_estimate and len(rig) >= 2 and kp.shape[0] >= 3):
         return lift
@@ -440,11 +451,56 @@ def lift_depth(
         sample = np.where(close[..., None], uv, np.nan)
         lift = lift_keypoints_with_depth(kp, depth, depth_scale, rig, cfg=dcfg, offsets_m=offsets_m, sample_uv=sample,
                                          expected_xyz=estimate, expected_cov=expected_cov)
-        if dcfg.head_depth and ears is not None:
-            head = 0.5 * (estimate[:, ears[0]] + estimate[:, ears[1]])
-            surface, var = lift_head_with_depth(depth, depth_scale, rig, head, dcfg)
-            lift = replace(lift, head_surface=surface, head_var=var)
+        if len(pairs):
+            w = weights[None, :, None]
+            mids = w * estimate[:, pairs[:, 0]] + (1.0 - w) * estimate[:, pairs[:, 1]]  # (T, P, 3)
+            surface, var = lift_midpoints_with_depth(depth, depth_scale, rig, mids, radii, fractions, dcfg)
+            # A limb is a cylinder: seen at an angle, its axis lies radius / sin(angle) behind its
+            # surface along the ray. The head (a sphere) keeps sin = 1.
+            axis = estimate[:, pairs[:, 1]] - estimate[:, pairs[:, 0]]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
+                ray = mids[:, None] - rig.centers[None, :, None, :]
+                ray = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
+                sin = np.sqrt(np.clip(1.0 - np.einsum("tvpi,tpi->tvp", ray, axis) ** 2, 0.0, 1.0))
+            sphere = np.zeros(len(pairs), dtype=bool)
+            if dcfg.head_depth and _ear_indices(skeleton) is not None:
+                sphere[0] = True
+            sin = np.where(sphere[None, None, :], 1.0, sin)
+            lift = replace(lift, mid_pairs=pairs, mid_surface=surface, mid_var=var, mid_radius=radii, mid_sin=sin,
+                           mid_weights=weights)
     return lift
+
+
+def _midpoint_pairs(skeleton, dcfg, offsets_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Joint pairs (P, 2) between which depth is read, their body radius (P,) m, disc fraction (P,)
+    and the point's weight (P,) (``w X_a + (1 - w) X_b``):
+    the ears (the head, ``head_depth``) first, then the rigid limb bones (``segment_depth``; not
+    between a left and a right joint, not the face's or those of ``joints_without_depth``)."""
+    from reconstruction.skeleton import canonical_joint_name
+
+    pairs, radii, fractions, weights = [], [], [], []
+    ears = _ear_indices(skeleton)
+    if dcfg.head_depth and ears is not None:
+        pairs.append(ears)
+        radii.append(dcfg.head_radius_m)
+        fractions.append(dcfg.head_window_fraction)
+        weights.append(0.5)
+    if dcfg.segment_depth:
+        skip = {canonical_joint_name(n) for n in dcfg.joints_without_depth}
+        names = [canonical_joint_name(n) for n in skeleton.joint_names]
+        mirror = skeleton.flip_permutation
+        for (a, b), rigid in zip(skeleton.bone_indices, skeleton.rigid_mask):
+            # limbs only: the middle of shoulder to shoulder is in front of the chest or behind
+            # the back depending on the view, no cylinder's axis
+            if rigid and names[a] not in skip and names[b] not in skip and mirror[a] != b:
+                for w in dcfg.segment_points:
+                    pairs.append((int(a), int(b)))
+                    radii.append(float(min(offsets_m[a], offsets_m[b])))
+                    fractions.append(dcfg.window_fraction)
+                    weights.append(float(w))
+    return (np.array(pairs, dtype=np.int64).reshape(-1, 2), np.array(radii, dtype=np.float64),
+            np.array(fractions, dtype=np.float64), np.array(weights, dtype=np.float64))
 
 
 def _ear_indices(skeleton) -> tuple[int, int] | None:
@@ -457,51 +513,65 @@ def _ear_indices(skeleton) -> tuple[int, int] | None:
     return None
 
 
-def _head_depth(lift: DepthLift, tri, rig, skeleton, dcfg, reliable: np.ndarray):
-    """Midpoint depth observations of the ears from ``lift.head_surface``: (pairs (1, 2), range along
-    the ray (T, V, 1), sigma (T, V, 1), camera-frame rays (T, V, 1, 3), offset m, white scale, bias
-    sigma m), or None.
+def _midpoint_depth(lift: DepthLift, tri, rig, dcfg, reliable: np.ndarray):
+    """Midpoint depth observations from ``lift.mid_surface``: (pairs (P, 2), range along the ray
+    (T, V, P), sigma (T, V, P), camera-frame rays (T, V, P, 3), offsets (P,) m, white scales (P,),
+    bias sigmas (P,) m), or None.
 
-    The head centre lies ``offset`` behind the measured surface along each ray: the median, over
-    frames where both ears triangulated reliably, of their midpoint's range minus the surface's
-    (the prior ``head_radius_m`` without such frames). Points farther than 3 sigmas (at least 5 cm)
-    from a triangulated midpoint are dropped; the noise is measured like the joints' depth."""
-    ears = _ear_indices(skeleton)
-    if ears is None or lift.head_surface is None or not np.isfinite(lift.head_surface).any():
+    Each midpoint lies ``offset`` behind the measured surface along each ray: the median, over
+    frames where both joints triangulated reliably, of their midpoint's range minus the surface's
+    (the body radius prior without such frames). Points farther than 3 sigmas (at least 5 cm) from
+    a triangulated midpoint are dropped; the noise is measured like the joints' depth."""
+    if lift.mid_pairs is None or not len(lift.mid_pairs) or not np.isfinite(lift.mid_surface).any():
         return None
-    a, b = ears
-    centers = rig.centers[None, :, :]  # (1, V, 3)
-    mid = 0.5 * (tri.xyz[:, a] + tri.xyz[:, b])  # (T, 3)
-    surf = lift.head_surface  # (T, V, 3)
-    with np.errstate(invalid="ignore"):
+    pairs = np.asarray(lift.mid_pairs)
+    a, b = pairs[:, 0], pairs[:, 1]
+    w = np.full(len(pairs), 0.5) if lift.mid_weights is None else np.asarray(lift.mid_weights)
+    centers = rig.centers[None, :, None, :]  # (1, V, 1, 3)
+    mid = w[None, :, None] * tri.xyz[:, a] + (1 - w)[None, :, None] * tri.xyz[:, b]  # (T, P, 3)
+    surf = lift.mid_surface  # (T, V, P, 3)
+    sin = lift.mid_sin if lift.mid_sin is not None else np.ones(surf.shape[:3])
+    # a limb pointing within 30 degrees of the camera shows its end, not the side of its middle
+    surf = np.where((sin >= 0.5)[..., None], surf, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
         u = (surf - centers) / np.linalg.norm(surf - centers, axis=-1, keepdims=True)
-        r_mid = np.linalg.norm(mid[:, None] - centers, axis=-1)
+        r_mid = np.linalg.norm(mid[:, None] - centers, axis=-1)  # (T, V, P)
         r_surf = np.linalg.norm(surf - centers, axis=-1)
-        both = reliable[:, a] & reliable[:, b]
-        diff = np.where(both[:, None] & (np.abs(r_mid - r_surf) < 0.3), r_mid - r_surf, np.nan)
-    offset = float(np.nanmedian(diff)) if np.isfinite(diff).sum() >= dcfg.min_offset_samples else dcfg.head_radius_m
-    points = surf + offset * u
-    white_var = np.asarray(lift.head_var, dtype=np.float64)
+        both = reliable[:, a] & reliable[:, b]  # (T, P)
+        # the radius: (range difference) * sin, one per pair
+        diff = np.where(both[:, None] & (np.abs(r_mid - r_surf) < 0.3), (r_mid - r_surf) * sin, np.nan)
+    flat = diff.reshape(-1, len(pairs))
+    with quiet_nan_warnings():
+        median = np.nanmedian(flat, axis=0)
+    # A limb's offset must be measured (its prior, the thinner end's, is rough and two cameras
+    # cannot measure it: those readings are left out); the head keeps its radius prior.
+    prior = np.full(len(pairs), np.nan)
+    if lift.mid_sin is not None:
+        sphere = np.all(lift.mid_sin == 1.0, axis=(0, 1))
+        prior = np.where(sphere, lift.mid_radius if lift.mid_radius is not None else dcfg.head_radius_m, np.nan)
+    offsets = np.where(np.isfinite(flat).sum(axis=0) >= dcfg.min_offset_samples, median, prior)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        points = surf + (offsets[None, None, :] / sin)[..., None] * u
+    white_var = np.asarray(lift.mid_var, dtype=np.float64)
     tri_var = np.full(white_var.shape, np.nan)
     cov = getattr(tri, "covariance", None)
     if cov is not None:
-        cmid = 0.25 * (np.asarray(cov)[:, a] + np.asarray(cov)[:, b])  # independent ears: var of the mean
-        tri_var = np.einsum("tvi,tik,tvk->tv", np.nan_to_num(u), np.nan_to_num(cmid), np.nan_to_num(u))
-    white, bias = measure_depth_noise(points[:, :, None], white_var[:, :, None], mid[:, None], tri_var[:, :, None],
-                                      both[:, None], rig, dcfg.min_offset_samples, bias_floor_m=dcfg.offset_sigma_m)
-    var = white[0] ** 2 * white_var + bias[0] ** 2
+        # independent ends: the variance of their weighted mean
+        cmid = (w**2)[None, :, None, None] * np.asarray(cov)[:, a] + ((1 - w) ** 2)[None, :, None, None] * np.asarray(cov)[:, b]
+        tri_var = np.einsum("tvpi,tpik,tvpk->tvp", np.nan_to_num(u), np.nan_to_num(cmid), np.nan_to_num(u))
+    white, bias = measure_depth_noise(points, white_var, mid, tri_var, both, rig, dcfg.min_offset_samples,
+                                      bias_floor_m=dcfg.offset_sigma_m)
+    var = white[None, None, :] ** 2 * white_var + bias[None, None, :] ** 2
     with np.errstate(invalid="ignore"):
         r_pt = np.linalg.norm(points - centers, axis=-1)
         gate = np.maximum(0.05, 3.0 * np.sqrt(var + np.nan_to_num(tri_var)))
         bad = np.isfinite(r_mid) & (np.abs(r_pt - r_mid) > gate)
-    rays = np.stack([points[:, v] - camera.center for v, camera in enumerate(rig.cameras)], axis=1)
-    rays = np.stack([(camera.R @ rays[:, v].T).T for v, camera in enumerate(rig.cameras)], axis=1)  # camera frame
+    rays = np.stack([(points[:, v] - camera.center) @ camera.R.T for v, camera in enumerate(rig.cameras)], axis=1)
     r = np.where(bad | ~np.isfinite(var), np.nan, np.linalg.norm(rays, axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
     sigma = np.sqrt(np.where(np.isfinite(r), var, np.inf))
-    return (np.array([[a, b]]), r[:, :, None], sigma[:, :, None], rays[:, :, None], offset, float(white[0]),
-            float(bias[0]))
+    return pairs, w, r, sigma, rays, offsets, white, bias
 
 
 # --- the session: which file feeds which camera
@@ -1005,6 +1075,7 @@ def reconstruct_session(
 
     kp_chunks, surf_chunks, cov_chunks, var_chunks, est_chunks, stamp_chunks = [], [], [], [], [], []
     head_chunks: list = []
+    mid_radius = mid_weights = None
     if session is None:
         kp_all = pre_kp
         lift = None
@@ -1055,13 +1126,14 @@ def reconstruct_session(
                 cov_chunks.append(lifted.covariance)
                 var_chunks.append(lifted.var_ray)
                 est_chunks.append(lifted.at_estimate)
-                head_chunks.append((lifted.head_surface, lifted.head_var))
+                head_chunks.append((lifted.mid_pairs, lifted.mid_surface, lifted.mid_var, lifted.mid_sin))
+                mid_radius, mid_weights = lifted.mid_radius, lifted.mid_weights
             else:
                 surf_chunks.append(np.full((Tc, V, J, 3), np.nan))
                 cov_chunks.append(np.full((Tc, V, J, 3, 3), np.nan))
                 var_chunks.append(np.full((Tc, V, J), np.nan))
                 est_chunks.append(np.zeros((Tc, V, J), dtype=bool))
-                head_chunks.append((None, None))
+                head_chunks.append((None, None, None, None))
             timings["depth_lift"] += time.perf_counter() - t0
             kp_chunks.append(kp_c)
             stamp_chunks.append(np.stack([f.timestamps_ms for f in chunk]))
@@ -1079,11 +1151,17 @@ def reconstruct_session(
             lift = DepthLift(points=apply_offsets(surface, rig, prior_offsets), covariance=np.concatenate(cov_chunks),
                              surface=surface, offsets_m=prior_offsets, var_ray=np.concatenate(var_chunks),
                              at_estimate=np.concatenate(est_chunks))
-            if any(h is not None for h, _ in head_chunks):
-                lift = replace(lift, head_surface=np.concatenate(
-                    [h if h is not None else np.full((len(k), V, 3), np.nan) for (h, _), k in zip(head_chunks, kp_chunks)]),
-                    head_var=np.concatenate(
-                    [w if w is not None else np.full((len(k), V), np.nan) for (_, w), k in zip(head_chunks, kp_chunks)]))
+            pairs = next((h[0] for h in head_chunks if h[0] is not None), None)
+            if pairs is not None:
+                P = len(pairs)
+
+                def joined(slot, tail, fill):
+                    return np.concatenate([h[slot] if h[slot] is not None else np.full((len(k), V, P) + tail, fill)
+                                           for h, k in zip(head_chunks, kp_chunks)])
+
+                lift = replace(lift, mid_pairs=pairs, mid_radius=mid_radius, mid_weights=mid_weights,
+                               mid_surface=joined(1, (3,), np.nan),
+                               mid_var=joined(2, (), np.nan), mid_sin=joined(3, (), 1.0))
         del surf_chunks, cov_chunks, var_chunks, est_chunks, head_chunks
     if V == 1 and lift is None:
         from capture.errors import RecordingError
@@ -1153,6 +1231,19 @@ def write_outputs(out_dir: Path, result: SequenceResult, kp: np.ndarray, rig, sk
                                                      np.asarray(tri.n_views))
     if result.offsets_m is not None:
         extra["joint_offsets_m"] = {n: round(float(o), 4) for n, o in zip(skeleton.joint_names, result.offsets_m)}
+    if result.depth_noise:
+        noise = result.depth_noise
+        def plain(value):
+            if isinstance(value, np.ndarray):
+                return {n: round(float(x), 4) for n, x in zip(skeleton.joint_names, value)}
+            if isinstance(value, dict):
+                return {k: round(float(x), 4) for k, x in value.items()}
+            return round(float(value), 4)
+
+        extra["depth_noise"] = {key: plain(value) for key, value in noise.items()}
+    # joint-frames no camera detected that the bones (or smoothness over a short gap) placed
+    extra["joints_seen_by_no_camera"] = int((~np.isfinite(np.asarray(kp[..., 0])).any(axis=1)
+                                             & np.all(np.isfinite(result.xyz), axis=-1)).sum())
     report = quality_report(
         result.xyz, kp, rig, skeleton, fps,
         disagreement_m=result.fusion.disagreement_m if result.fusion is not None else None,

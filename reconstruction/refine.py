@@ -163,6 +163,7 @@ class DepthObservations:
             pairs (P, 2): (T, V, P) camera-frame ``z`` of ``(X_a + X_b) / 2`` and its sigma (e.g. the
             head centre between the ears, measured on the head's surface: a big, well-measured
             sphere, where each face point alone sits on a steep, small feature).
+        midpoint_weights: optional (P,) ``w``: the point is ``w X_a + (1 - w) X_b`` (default 0.5).
         ray_cam, midpoint_ray_cam: optional (T, V, J, 3) / (T, V, P, 3) unit viewing rays in the camera
             frame: ``depth_m`` / ``midpoint_depth_m`` are then ranges along these rays (what a depth
             pixel measures: the residual pulls along the ray, and the lateral position stays the 2D's).
@@ -178,6 +179,7 @@ class DepthObservations:
     midpoint_sigma_m: np.ndarray | None = None
     ray_cam: np.ndarray | None = None
     midpoint_ray_cam: np.ndarray | None = None
+    midpoint_weights: np.ndarray | None = None
 
     def __post_init__(self):
         depth = np.asarray(self.depth_m, dtype=np.float64)
@@ -195,6 +197,9 @@ class DepthObservations:
             object.__setattr__(self, "midpoint_depth_m", mid)
             object.__setattr__(self, "midpoint_sigma_m",
                                np.broadcast_to(np.asarray(self.midpoint_sigma_m, dtype=np.float64), mid.shape))
+            weights = np.full(len(pairs), 0.5) if self.midpoint_weights is None else np.asarray(
+                self.midpoint_weights, dtype=np.float64).reshape(len(pairs))
+            object.__setattr__(self, "midpoint_weights", weights)
 
 
 def _robust_weight(z: np.ndarray, loss: str) -> np.ndarray:
@@ -244,6 +249,7 @@ class _Problem:
     w_mid: np.ndarray | None = None  # (T, V, P)
     ray: np.ndarray | None = None  # (T, V, J, 3) camera-frame unit rays: depth is the range along them
     mid_ray: np.ndarray | None = None  # (T, V, P, 3)
+    mid_w: np.ndarray | None = None  # (P,) the point is w X_a + (1 - w) X_b
 
     @property
     def coupled(self) -> np.ndarray:
@@ -304,10 +310,12 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
 
     if p.mid_pairs is not None and len(p.mid_pairs):
         ma, mb = p.mid_pairs[:, 0], p.mid_pairs[:, 1]
+        w_a = np.full(len(ma), 0.5) if p.mid_w is None else p.mid_w
+        w_b = 1.0 - w_a
         if p.mid_ray is None:
-            z_mid = 0.5 * (z[:, :, ma] + z[:, :, mb])  # (T, V, P): z is linear in X
+            z_mid = w_a * z[:, :, ma] + w_b * z[:, :, mb]  # (T, V, P): z is linear in X
         else:
-            z_mid = 0.5 * np.sum((Xc[:, :, ma] + Xc[:, :, mb]) * p.mid_ray, axis=-1)
+            z_mid = np.sum((w_a[:, None] * Xc[:, :, ma] + w_b[:, None] * Xc[:, :, mb]) * p.mid_ray, axis=-1)
         ok_mid = front[:, :, ma] & front[:, :, mb] & (p.active[:, ma] & p.active[:, mb])[:, None, :]
         wm = np.where(ok_mid & np.isfinite(p.mid_depth), p.w_mid, 0.0)
         rm = np.where(wm > 0, z_mid - np.nan_to_num(p.mid_depth), 0.0)
@@ -352,20 +360,20 @@ def _evaluate(p: _Problem, x: np.ndarray, need_jacobian: bool):
         g += np.einsum("jb,tbi->tji", inc, gb)
         H_bone = -uu
     if p.mid_pairs is not None and len(p.mid_pairs):
-        # r = (z_a + z_b) / 2 - d: d r / d X_a = d r / d X_b = R[v, 2] / 2.
+        # r = u . (w X_a + (1 - w) X_b) - d: d r / d X_a = w a, d r / d X_b = (1 - w) a, a = R^T u.
         wmr = wm * _robust_weight(zm, p.loss)  # (T, V, P)
         if p.mid_ray is None:
             a_m = np.broadcast_to(p.R[None, :, None, 2, :], p.mid_depth.shape + (3,))
         else:
             a_m = np.einsum("tvpk,vki->tvpi", p.mid_ray, p.R)
-        block = 0.25 * np.einsum("tvp,tvpi,tvpk->tpik", wmr, a_m, a_m)  # (T, P, 3, 3)
-        grad = 0.5 * np.einsum("tvp,tvpi->tpi", wmr * rm, a_m)  # (T, P, 3)
-        np.add.at(Hd, (slice(None), ma), block)
-        np.add.at(Hd, (slice(None), mb), block)
-        np.add.at(g, (slice(None), ma), grad)
-        np.add.at(g, (slice(None), mb), grad)
+        block = np.einsum("tvp,tvpi,tvpk->tpik", wmr, a_m, a_m)  # (T, P, 3, 3), times the weights below
+        grad = np.einsum("tvp,tvpi->tpi", wmr * rm, a_m)  # (T, P, 3)
+        np.add.at(Hd, (slice(None), ma), (w_a**2)[None, :, None, None] * block)
+        np.add.at(Hd, (slice(None), mb), (w_b**2)[None, :, None, None] * block)
+        np.add.at(g, (slice(None), ma), w_a[None, :, None] * grad)
+        np.add.at(g, (slice(None), mb), w_b[None, :, None] * grad)
         empty = np.zeros((T, 0, 3, 3))
-        H_bone = np.concatenate([empty if H_bone is None else H_bone, block], axis=1)
+        H_bone = np.concatenate([empty if H_bone is None else H_bone, (w_a * w_b)[None, :, None, None] * block], axis=1)
 
     # (T-2, J): IRLS weight of each acceleration residual; the robust loss lets real fast motion
     # (foot strikes, hand swings: tens of m/s^2) through with a bounded pull.
@@ -433,7 +441,8 @@ def _solve_banded(p: _Problem, normal: _Normal, lam: float, cache: dict | None =
             for c2 in range(3):
                 rows = frame + 3 * lo + c1
                 cols = frame + 3 * hi + c2
-                ab[u + rows - cols, cols] += normal.H_bone[..., c1, c2]
+                # a pair may repeat (a bone that also has a midpoint depth): accumulate, not overwrite
+                np.add.at(ab, (u + rows - cols, cols), normal.H_bone[..., c1, c2])
     wa = normal.wa
     if T > 2:
         d1 = np.zeros((T - 1, J))
@@ -613,16 +622,54 @@ def _interpolate(xyz: np.ndarray) -> np.ndarray:
     return out
 
 
+def _carry_with_neighbours(ref_nb: np.ndarray, ref_joint: np.ndarray, cur_nb: np.ndarray) -> np.ndarray:
+    """Place a joint (T, 3) where it was relative to its neighbours: ``ref_nb`` (T, K, 3) and
+    ``ref_joint`` (T, 3) in a reference frame, ``cur_nb`` (T, K, 3) now. The rigid motion taking the
+    reference neighbours onto the current ones (Kabsch with >= 3 neighbours; with 2, the smallest
+    rotation turning their segment; with 1, a translation) is applied to the joint: an ear turns
+    with the head instead of staying where the head was facing in the reference frame."""
+    ref_c = ref_nb.mean(axis=1)
+    cur_c = cur_nb.mean(axis=1)
+    offset = ref_joint - ref_c  # (T, 3)
+    K = ref_nb.shape[1]
+    if K == 1:
+        return cur_c + offset
+    if K == 2:
+        a = ref_nb[:, 1] - ref_nb[:, 0]
+        b = cur_nb[:, 1] - cur_nb[:, 0]
+        a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+        b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+        v = np.cross(a, b)
+        c = np.sum(a * b, axis=-1)
+        vx = np.zeros(v.shape[:-1] + (3, 3))
+        vx[..., 0, 1], vx[..., 0, 2], vx[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+        vx = vx - np.swapaxes(vx, -1, -2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            R = np.eye(3) + vx + (vx @ vx) / (1.0 + c)[..., None, None]
+        R = np.where((c > -0.999)[..., None, None], R, np.eye(3))  # opposite: no rotation guessed
+    else:
+        H = np.einsum("tki,tkj->tij", ref_nb - ref_c[:, None], cur_nb - cur_c[:, None])
+        H = np.nan_to_num(H)
+        U, _, Vt = np.linalg.svd(H)
+        d = np.sign(np.linalg.det(Vt.transpose(0, 2, 1) @ U.transpose(0, 2, 1)))
+        D = np.zeros_like(H)
+        D[:, 0, 0] = D[:, 1, 1] = 1.0
+        D[:, 2, 2] = d
+        R = Vt.transpose(0, 2, 1) @ D @ U.transpose(0, 2, 1)
+    return cur_c + np.einsum("tij,tj->ti", R, offset)
+
+
 def _anchor_by_bones(x_init: np.ndarray, x_start: np.ndarray, active: np.ndarray, bones: np.ndarray,
                      min_bones: int, passes: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Activate the NaN joint-frames held by >= ``min_bones`` ``bones`` (B, 2) to active joints (all of
     its bones when it has fewer: an ankle hangs from its knee).
 
     Such a joint, seen by no camera for longer than the gap filling bridges (a shoulder turned away
-    from both cameras of a two-camera rig), is placed by the bones and smoothness. Its start is the
-    mean of its rigid neighbours (their starts) plus its offset from them in the nearest frame where
-    all were found: the body moves, the limb keeps its shape. Joints are added in ``passes`` rounds,
-    so one anchored joint can hold the next. Returns (x_start, active) updated.
+    from both cameras of a two-camera rig), is placed by the bones and smoothness. Its start is where
+    it was relative to its neighbours in the nearest frame where all were found, carried by their
+    motion since (:func:`_carry_with_neighbours`): the body moves, the limb keeps its shape (a joint
+    never found with them in the clip starts amid them, its bones then place it). Joints are added
+    in ``passes`` rounds, so one anchored joint can hold the next. Returns (x_start, active) updated.
     """
     T, J, _ = x_init.shape
     frames = np.arange(T)
@@ -638,14 +685,19 @@ def _anchor_by_bones(x_init: np.ndarray, x_start: np.ndarray, active: np.ndarray
                 continue
             # an end joint (a wrist, an ankle) has one bone: that one holds it
             todo = ~active[:, j] & (active[:, nb].sum(axis=1) >= min(min_bones, len(nb)))
-            ref = np.flatnonzero(known[:, j] & known[:, nb].all(axis=1))
-            if not todo.any() or not len(ref):
+            if not todo.any():
                 continue
-            centre = x_start[:, nb].mean(axis=1)  # (T, 3)
-            after = np.clip(np.searchsorted(ref, frames), 0, len(ref) - 1)
-            before = np.clip(after - 1, 0, len(ref) - 1)
-            pick = np.where(np.abs(ref[before] - frames) <= np.abs(ref[after] - frames), ref[before], ref[after])
-            start = centre + (x_init[pick, j] - x_init[pick][:, nb].mean(axis=1))
+            ref = np.flatnonzero(known[:, j] & known[:, nb].all(axis=1))
+            if len(ref):
+                after = np.clip(np.searchsorted(ref, frames), 0, len(ref) - 1)
+                before = np.clip(after - 1, 0, len(ref) - 1)
+                pick = np.where(np.abs(ref[before] - frames) <= np.abs(ref[after] - frames), ref[before], ref[after])
+                start = _carry_with_neighbours(x_init[pick][:, nb], x_init[pick, j], x_start[:, nb])
+            elif len(nb) >= 2:
+                # never found with its neighbours in this clip: start amid them, the bones place it
+                start = x_start[:, nb].mean(axis=1)
+            else:
+                continue
             todo &= np.all(np.isfinite(start), axis=-1)
             x_start[todo, j] = start[todo]
             active[todo, j] = True
@@ -832,6 +884,7 @@ def refine_sequence(
             ray=None if depth is None or depth_residuals.ray_cam is None else np.nan_to_num(depth_residuals.ray_cam[sl]),
             mid_ray=None if mid_pairs is None or depth_residuals.midpoint_ray_cam is None else np.nan_to_num(
                 depth_residuals.midpoint_ray_cam[sl]),
+            mid_w=None if mid_pairs is None else depth_residuals.midpoint_weights,
         )
         x_chunk, hd = _solve_chunk(p, np.nan_to_num(x_start[sl]), cfg)
         # Linear cross-fade over the overlaps with the previous and next chunk.

@@ -41,6 +41,8 @@ class SwapConfig:
         min_score: detections below this score are ignored.
         min_improvement_m: 3D: flip a frame when flipped labels are closer to the previous frame by this
             (mean over the left/right joints).
+        max_gap_frames: 3D: frames farther apart than this (between them none had enough joints) are
+            not compared: the parity carries over.
     """
 
     cap_px: float = 60.0
@@ -48,6 +50,7 @@ class SwapConfig:
     min_joints: int = 4
     min_score: float = 0.2
     min_improvement_m: float = 0.03
+    max_gap_frames: int = 12
 
     def __post_init__(self):
         if not (self.cap_px > 0 and self.min_improvement_px >= 0 and self.min_joints >= 1):
@@ -216,6 +219,9 @@ def correct_swaps_3d(xyz: np.ndarray, skeleton: Skeleton, cfg: SwapConfig = Swap
             d_flip = np.nanmean(np.where(common, e_flip, np.nan), axis=1)
         with np.errstate(invalid="ignore"):
             change = (d_flip + cfg.min_improvement_m < d_id) & (common.sum(axis=1) >= cfg.min_joints)
+        # Across a long gap the body moves too much to tell (legs half a stride apart look swapped):
+        # no decision, the parity carries over.
+        change &= np.diff(valid) <= cfg.max_gap_frames
         chain = np.concatenate([[0], np.cumsum(change) % 2]).astype(bool)  # parity of the valid frames
         last_valid = np.clip(np.searchsorted(valid, np.arange(T), side="right") - 1, 0, None)
         parity = chain[last_valid]
