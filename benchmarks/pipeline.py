@@ -94,8 +94,8 @@ def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: 
           f"{np.nanmedian(e0) * 1000:.1f}), completeness {np.isfinite(e0).mean():.3f}")
     print(f"  full pipeline with depth fusion:  MPJPE {np.nanmean(e) * 1000:6.1f} mm (median "
           f"{np.nanmedian(e) * 1000:.1f}), completeness {np.isfinite(e).mean():.3f}")
-    print(f"  ratio with / without depth: {np.nanmean(e) / np.nanmean(e0):.2f} (mean), "
-          f"{np.nanmedian(e) / np.nanmedian(e0):.2f} (median)")
+    print(f"  ratio with / without depth: {np.nanmean(e) / np.nanmean(e0):.3f} (mean), "
+          f"{np.nanmedian(e) / np.nanmedian(e0):.3f} (median)")
     two = reconstruct_two_cameras(kp, depth_frames, session.rig, skeleton, cfg, sim_cfg.fps, truth)
     for label, (mpjpe, compl, by_views) in two.items():
         print(f"  2 cameras {label:<22s} MPJPE {mpjpe * 1000:6.1f} mm, completeness {compl:.3f}; MPJPE of joints "

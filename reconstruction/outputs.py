@@ -115,7 +115,18 @@ def quality_report(
 
 
 def write_quality(path: Path, report: dict) -> Path:
-    return atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    """``report`` as strict JSON (NaN and infinities become null)."""
+    return atomic_write_text(path, json.dumps(_finite_or_null(report), indent=2, allow_nan=False) + "\n")
+
+
+def _finite_or_null(value):
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def write_keypoints_per_view(out_dir: Path, kp) -> list[Path]:

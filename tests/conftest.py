@@ -20,6 +20,34 @@ def rig4():
     return ring_rig(4, dist=(-0.05, 0.02, 0.001, -0.0005, 0.0))
 
 
+@pytest.fixture(scope="session")
+def rgbd_walk_scene():
+    """4 simulated D435 cameras (640x480), 1 s of procedural walking at 30 fps, rendered in memory
+    once per test session: {"rig", "skeleton" (coco17), "xyz" (30, 17, 3) truth, "depth" (30, 4, 480,
+    640) uint16 mm, "det" (30, 4, 17, 3) simulated detections (3 px, 10 % outliers, occlusion)}."""
+    from reconstruction.simulation.detections import simulate_detections
+    from reconstruction.simulation.render import CameraRenderer, RenderSettings, body_model
+    from reconstruction.simulation.session import SimulationConfig, build_rig, simulated_motion
+    from reconstruction.skeleton import load_skeleton
+
+    T = 30
+    sim = SimulationConfig(cameras=4, seconds=T / 30)
+    skeleton = load_skeleton("coco17")
+    rig = build_rig(sim)
+    rng = np.random.default_rng(7)
+    xyz = simulated_motion(sim, skeleton, rng)
+    renderers = [CameraRenderer(c, body_model(skeleton), RenderSettings()) for c in rig]
+    depth = np.zeros((T, 4, 480, 640), np.uint16)
+    true2d = np.zeros((T, 4, skeleton.num_joints, 3))
+    for t in range(T):  # fixture rendering
+        for v, r in enumerate(renderers):
+            frame = r.render(xyz[t], rng)
+            depth[t, v], true2d[t, v] = frame.depth, frame.keypoints2d
+    det = simulate_detections(true2d, 3.0, 0.1, True, np.random.default_rng(1),
+                              image_sizes=[c.image_size for c in rig])
+    return {"rig": rig, "skeleton": skeleton, "xyz": xyz, "depth": depth, "det": det}
+
+
 @pytest.fixture
 def shared_dir():
     if not SHARED.is_dir():

@@ -6,35 +6,15 @@ import pytest
 from calibration.camera import Rig
 from reconstruction.depth_fusion import joint_offsets
 from reconstruction.pipeline import ReconstructionConfig, lift_depth, reconstruct_keypoints
-from reconstruction.skeleton import load_skeleton
 
 T = 30
 FPS = 30.0
 
 
 @pytest.fixture(scope="module")
-def scene():
-    """4 simulated D435 cameras, 1 s of procedural walking at 30 fps: truth, depth, noisy 2D (as in
-    test_pipeline)."""
-    from reconstruction.simulation.detections import simulate_detections
-    from reconstruction.simulation.render import CameraRenderer, RenderSettings, body_model
-    from reconstruction.simulation.session import SimulationConfig, build_rig, simulated_motion
-
-    sim = SimulationConfig(cameras=4, seconds=T / 30)
-    skeleton = load_skeleton("coco17")
-    rig = build_rig(sim)
-    rng = np.random.default_rng(7)
-    xyz = simulated_motion(sim, skeleton, rng)
-    renderers = [CameraRenderer(c, body_model(skeleton), RenderSettings()) for c in rig]
-    depth = np.zeros((T, 4, 480, 640), np.uint16)
-    true2d = np.zeros((T, 4, skeleton.num_joints, 3))
-    for t in range(T):  # fixture rendering
-        for v, r in enumerate(renderers):
-            frame = r.render(xyz[t], rng)
-            depth[t, v], true2d[t, v] = frame.depth, frame.keypoints2d
-    det = simulate_detections(true2d, 3.0, 0.1, True, np.random.default_rng(1),
-                              image_sizes=[c.image_size for c in rig])
-    return {"rig": rig, "skeleton": skeleton, "xyz": xyz, "depth": depth, "det": det}
+def scene(rgbd_walk_scene):
+    """The session's simulated 4-camera RGB-D walk (tests/conftest.py)."""
+    return rgbd_walk_scene
 
 
 def _run(scene, views):

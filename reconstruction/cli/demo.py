@@ -90,7 +90,7 @@ def run_simulated(args) -> int:
     print(f"accuracy against the ground truth ({n} frame sets, {result.skeleton.num_joints} joints):")
     print(f"  MPJPE with depth fusion:    {np.nanmean(err) * 1000:6.1f} mm  (median {np.nanmedian(err) * 1000:.1f} mm)")
     print(f"  MPJPE without depth fusion: {np.nanmean(err0) * 1000:6.1f} mm  (median {np.nanmedian(err0) * 1000:.1f} mm)"
-          f"  -> ratio {np.nanmean(err) / np.nanmean(err0):.2f}")
+          f"  -> ratio {np.nanmean(err) / np.nanmean(err0):.3f}")
     print(f"  MPJPE without depth fusion, with the simulator's true rig instead of the calibrated one: "
           f"{np.nanmean(err_true) * 1000:.1f} mm")
     print(f"  completeness {q['completeness']:.3f}, bone-length std (median rigid bone) "
