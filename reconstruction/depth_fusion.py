@@ -157,7 +157,7 @@ class DepthFusionConfig:
     sample_at_estimate: bool = True
     sample_gate_px: float = 12.0
     sample_passes: int = 1
-    expected_band_m: float = 0.03
+    expected_band_m: float = 0.01
     joints_without_depth: tuple[str, ...] = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
     head_depth: bool = True
     head_radius_m: float = 0.09
@@ -170,7 +170,7 @@ class DepthFusionConfig:
     pixel_sigma_px: float = 3.0
     joint_offsets_m: dict[str, float] = field(default_factory=dict)
     default_offset_m: float = 0.04
-    offset_sigma_m: float = 0.003
+    offset_sigma_m: float = 0.005
     estimate_offsets: bool = True
     min_offset_samples: int = 20
     gate_chi2: float = 16.3
