@@ -573,18 +573,12 @@ def estimate_joint_offsets(
     reliable: np.ndarray,
     prior_m: np.ndarray,
     cfg: DepthFusionConfig = DepthFusionConfig(),
-    expected_var: np.ndarray | None = None,
-    return_sigma: bool = False,
-):
+) -> np.ndarray:
     """Per-joint offsets (J,) behind the surface from data: median over frames and views of the
     triangulated point's range minus the surface range, using (T, J) ``reliable`` triangulations
     only; joints with fewer than ``min_offset_samples`` samples keep ``prior_m`` (J,). Clipped to
-    [-0.05, 0.2] m (a negative offset absorbs a bias of the depth sensor).
-
-    With ``return_sigma`` also (J,) the offset's spread (how much it changes with the view and the
-    pose, e.g. large for face points on a head): the robust spread (1.48 MAD) of those differences
-    with ``expected_var`` (T, V, J) (depth noise + triangulation, m^2) removed in quadrature,
-    at least ``offset_sigma_m``.
+    [-0.05, 0.2] m (a negative offset absorbs a bias of the depth sensor). How much the offset
+    varies is measured by :func:`measure_depth_noise`.
     """
     centers = rig.centers  # (V, 3)
     r_surf = np.linalg.norm(surface - centers[None, :, None, :], axis=-1)  # (T, V, J)
@@ -594,34 +588,16 @@ def estimate_joint_offsets(
         # Gross mismatches (occluder in front, background) are not the offset.
         diff = np.where(np.abs(diff) < 0.3, diff, np.nan)
     flat = diff.reshape(-1, diff.shape[-1])
-    count = np.isfinite(flat).sum(axis=0)
-    enough = count >= cfg.min_offset_samples
+    enough = np.isfinite(flat).sum(axis=0) >= cfg.min_offset_samples
     with np.errstate(invalid="ignore"), quiet_nan_warnings():
         median = np.nanmedian(flat, axis=0)
-        out = np.where(enough, np.clip(median, -0.05, 0.2), prior_m)
-        if not return_sigma:
-            return out
-        spread2 = (1.4826 * np.nanmedian(np.abs(flat - median), axis=0)) ** 2
-        if expected_var is not None:
-            ev = np.where(np.isfinite(diff), expected_var, np.nan).reshape(-1, diff.shape[-1])
-            spread2 = spread2 - np.nan_to_num(np.nanmedian(ev, axis=0))
-    sigma = np.where(enough, np.sqrt(np.maximum(np.nan_to_num(spread2), cfg.offset_sigma_m**2)), cfg.offset_sigma_m)
-    return out, sigma
+    return np.where(enough, np.clip(median, -0.05, 0.2), prior_m)
 
 
-def with_offsets(lift: "DepthLift", rig, offsets_m: np.ndarray, sigma_m: np.ndarray | None = None,
-                 cfg: DepthFusionConfig = DepthFusionConfig()) -> "DepthLift":
-    """The lift with new per-joint offsets (J,) and, when given, per-joint offset sigmas (J,)
-    replacing ``cfg.offset_sigma_m`` along the ray in the covariance."""
-    points = apply_offsets(lift.surface, rig, offsets_m)
-    cov, var_ray = lift.covariance, lift.var_ray
-    if sigma_m is not None and var_ray is not None:
-        extra = np.asarray(sigma_m, dtype=np.float64) ** 2 - cfg.offset_sigma_m**2  # (J,)
-        ray = points - rig.centers[None, :, None, :]
-        d = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
-        cov = cov + extra[None, None, :, None, None] * (d[..., :, None] * d[..., None, :])
-        var_ray = var_ray + extra[None, None, :]
-    return replace(lift, points=points, covariance=cov, offsets_m=np.asarray(offsets_m), var_ray=var_ray)
+def with_offsets(lift: "DepthLift", rig, offsets_m: np.ndarray) -> "DepthLift":
+    """The lift with new per-joint offsets (J,) (the covariance is unchanged: see
+    :func:`with_ray_variance`)."""
+    return replace(lift, points=apply_offsets(lift.surface, rig, offsets_m), offsets_m=np.asarray(offsets_m))
 
 
 def apply_offsets(surface: np.ndarray, rig, offsets_m: np.ndarray) -> np.ndarray:
