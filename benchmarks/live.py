@@ -34,11 +34,11 @@ def _framesets(frames, num_sets: int):
     from capture.devices import CapturedFrame
     from capture.live import LiveFrameSet
 
-    V, L = frames["color"].shape[:2]
+    V, L = frames.color.shape[:2]
     out = []
     for k in range(num_sets):
         i = k % L
-        views = tuple(CapturedFrame(str(v), k + 1, k * 1000 / 30, frames["color"][v, i], frames["depth"][v, i],
+        views = tuple(CapturedFrame(str(v), k + 1, k * 1000 / 30, frames.color[v, i], frames.depth[v, i],
                                     time.monotonic(), i) for v in range(V))
         out.append(LiveFrameSet(k, k * 1000 / 30, views, time.monotonic()))
     return out
@@ -66,7 +66,7 @@ def realtime(stages, frames, rig, seconds: float, fps: int) -> dict:
     from capture.live import LiveView
     from capture.simulated_cameras import SimulatedBackend, realistic_timings
 
-    backend = SimulatedBackend(frames["color"], frames["depth"], frames["intrinsics"],
+    backend = SimulatedBackend(frames.color, frames.depth, list(frames.intrinsics),
                                realistic_timings(len(rig)), serials=list(rig.names))
     cam_cfg = CameraConfig(resolution=(rig.cameras[0].width, rig.cameras[0].height), fps=fps)
     sources = [backend.open(i, cam_cfg, "none", SyncConfig()) for i in backend.devices()]
@@ -103,12 +103,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from capture.capture_config import SimulatedCamerasConfig
-    from reconstruction.cli.capture import build_live_stages, render_simulated_frames
+    from reconstruction.pipeline.live import build_live_stages, model_detection_stage
+    from reconstruction.simulation.live import render_loop, simulated_detection_stage
     from reconstruction.simulation.session import SimulationConfig, build_rig
 
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} cores")
     rig = build_rig(SimulationConfig(cameras=args.cameras, fps=args.fps))
-    frames = render_simulated_frames(rig, args.fps, 1.0, SimulatedCamerasConfig().seed)
+    frames = render_loop(rig, args.fps, 1.0, SimulatedCamerasConfig().seed)
     framesets = _framesets(frames, 60)
     devices = ["cpu"]
     try:
@@ -118,6 +119,16 @@ def main(argv=None) -> int:
             devices.append("cuda")
     except ImportError:
         pass
+    from dataclasses import replace
+
+    from reconstruction.pipeline import ReconstructionConfig
+
+    def detection(model: str, device: str):
+        if model == "simulated":
+            return simulated_detection_stage(frames.keypoints2d, rig)
+        return model_detection_stage(model, replace(cfg, model2d=replace(cfg.model2d, device=device)))
+
+    cfg = ReconstructionConfig()
     for model in args.models:
         for device in (devices if model != "simulated" else ["cpu"]):
             if model != "simulated":
@@ -129,14 +140,14 @@ def main(argv=None) -> int:
                     continue
                 if weights:
                     os.environ.setdefault("MOCAP_WEIGHTS", weights)
-            stages = build_live_stages(rig, args.fps, frames["skeleton"], model, frames["keypoints2d"],
-                                       depth=not args.no_depth, model_device=device)
+            stages = build_live_stages(rig, args.fps, frames.skeleton, detection(model, device), cfg,
+                                       depth=not args.no_depth)
             lat = stage_latency(stages, framesets)
             per = ", ".join(f"{k} {m:.1f} (p95 {p:.1f})" for k, (m, p) in lat["stages"].items())
             print(f"{model} [{device}] {args.cameras} views: stages ms {per}; total {lat['total_mean_ms']:.1f} ms "
                   f"-> up to {lat['max_fps']:.1f} fps")
-            stages = build_live_stages(rig, args.fps, frames["skeleton"], model, frames["keypoints2d"],
-                                       depth=not args.no_depth, model_device=device)
+            stages = build_live_stages(rig, args.fps, frames.skeleton, detection(model, device), cfg,
+                                       depth=not args.no_depth)
             rep = realtime(stages, frames, rig, args.seconds, args.fps)
             tot = rep["latency_ms"].get("total", {})
             print(f"{model} [{device}] real time {args.seconds:g} s at {args.fps} fps: live {rep['achieved_fps']:.1f} fps, "

@@ -29,17 +29,14 @@ SHARED_JOINTS = ("nose", "left_shoulder", "right_shoulder", "left_elbow", "right
 
 
 def read_videos(n_frames: int):
-    import cv2
+    """The first ``n_frames`` frame sets of the 4 demo videos, as lists of RGB images."""
+    from capture.stream import FrameSetStream
 
-    caps = [cv2.VideoCapture(str(DEMO / "videos_BalancingTrial" / f"cam0{v}.mp4")) for v in range(1, 5)]
-    for _ in range(n_frames):
-        frames = []
-        for cap in caps:
-            ok, f = cap.read()
-            if not ok:
+    with FrameSetStream([DEMO / "videos_BalancingTrial" / f"cam0{v}.mp4" for v in range(1, 5)]) as stream:
+        for n, fs in enumerate(stream):
+            if n >= n_frames:
                 return
-            frames.append(np.ascontiguousarray(f[:, :, ::-1]))
-        yield frames
+            yield list(fs.color)
 
 
 def dlt_reprojection(kp: np.ndarray, rig, min_score: float = 0.3) -> np.ndarray:
@@ -79,8 +76,8 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    from reconstruction.keypoints2d_io import Keypoints2D, read_openpose_folder, write_keypoints2d
-    from reconstruction.models2d.interface import detect_sequence
+    from reconstruction.formats.keypoints2d import Keypoints2D, read_openpose_folder, write_keypoints2d
+    from reconstruction.models2d.tracking import detect_sequence
     from reconstruction.models2d.movenet import MultiPoseDetector, load_movenet
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -89,7 +86,7 @@ def main(argv=None) -> int:
         model = load_movenet(wdir / f"{args.model}.json", device=args.device)
         detector = MultiPoseDetector(wdir / "movenet-multipose.json", device=args.device)
     if args.load:
-        from reconstruction.keypoints2d_io import read_keypoints2d
+        from reconstruction.formats.keypoints2d import read_keypoints2d
 
         ours = read_keypoints2d(args.load).keypoints[: args.frames]
         T = len(ours)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _detections(truth_path: Path, seed: int = 1):
-    from reconstruction.keypoints2d_io import Keypoints2D
+    from reconstruction.formats.keypoints2d import Keypoints2D
     from reconstruction.pipeline import Detections2D
     from reconstruction.simulation.detections import simulate_detections
 
@@ -40,9 +40,9 @@ def _detections(truth_path: Path, seed: int = 1):
 
 
 def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: Path) -> None:
-    from reconstruction.depth_fusion import joint_offsets
-    from reconstruction.pipeline import (ReconstructionConfig, iterate_frames, lift_depth, open_session,
-                                         reconstruct_keypoints, reconstruct_session)
+    from reconstruction.depth.offsets import joint_offsets
+    from reconstruction.pipeline import ReconstructionConfig, open_session, reconstruct_keypoints, reconstruct_session
+    from reconstruction.pipeline.offline import lift_chunk_depth
     from reconstruction.simulation.session import SimulationConfig, simulate_session
 
     sim_cfg = SimulationConfig(cameras=4, seconds=seconds, clock_offsets_ms=(0.0,) * 4)
@@ -56,7 +56,8 @@ def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: 
 
     rows = []
     t0 = time.perf_counter()
-    frames = list(iterate_frames(session))
+    with session.frame_sets() as stream:
+        frames = list(stream)
     t_read = time.perf_counter() - t0
     rows.append(("read + synchronize frame sets", t_read))
     kp = det.keypoints.select_cameras(session.rig.names).keypoints[: len(frames)]
@@ -64,7 +65,7 @@ def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: 
     from reconstruction.skeleton import load_skeleton
 
     skeleton = load_skeleton(cfg.skeleton)
-    lift = lift_depth(kp, [f.depth for f in frames], 0.001, session.rig, skeleton, cfg, sim_cfg.fps,
+    lift = lift_chunk_depth(kp, [f.depth for f in frames], 0.001, session.rig, skeleton, cfg, sim_cfg.fps,
                       joint_offsets(det.keypoints.joint_names, cfg.depth_fusion))
     rows.append(("depth lift (first 3D estimate + window medians)", time.perf_counter() - t0))
     res = reconstruct_keypoints(kp, session.rig, skeleton, cfg, sim_cfg.fps, lift=lift)
@@ -105,8 +106,9 @@ def speed_and_accuracy(seconds: float, model: str | None, device: str, workdir: 
 def reconstruct_two_cameras(kp, depth_frames, rig, skeleton, cfg, fps, truth) -> dict:
     """The session as two of its cameras would have recorded it: each pair lifts and reconstructs alone."""
     from calibration.camera import Rig
-    from reconstruction.depth_fusion import joint_offsets
-    from reconstruction.pipeline import lift_depth, reconstruct_keypoints
+    from reconstruction.depth.offsets import joint_offsets
+    from reconstruction.pipeline import reconstruct_keypoints
+    from reconstruction.pipeline.offline import lift_chunk_depth
 
     out = {}
     pairs = (("at 90 degrees (0, 1)", [0, 1]), ("at 90 degrees (1, 2)", [1, 2]), ("facing (0, 2)", [0, 2]),
@@ -114,7 +116,7 @@ def reconstruct_two_cameras(kp, depth_frames, rig, skeleton, cfg, fps, truth) ->
     for label, views in pairs:
         sub = Rig(tuple(rig.cameras[v] for v in views))
         depth = [[f[v] for v in views] for f in depth_frames]
-        lift = lift_depth(kp[:, views], depth, 0.001, sub, skeleton, cfg, fps,
+        lift = lift_chunk_depth(kp[:, views], depth, 0.001, sub, skeleton, cfg, fps,
                           joint_offsets(skeleton.joint_names, cfg.depth_fusion))
         res = reconstruct_keypoints(kp[:, views], sub, skeleton, cfg, fps, lift=lift)
         n = min(len(truth), len(res.xyz))
@@ -128,7 +130,7 @@ def reconstruct_two_cameras(kp, depth_frames, rig, skeleton, cfg, fps, truth) ->
 
 def _model_time(model_name: str, device: str, frames, cfg) -> float:
     from reconstruction.models2d import registry
-    from reconstruction.models2d.interface import detect_sequence
+    from reconstruction.models2d.tracking import detect_sequence
 
     weights = ROOT.parent / "shared" / "weights" / "movenet"
     wd = str(weights) if weights.is_dir() else None
@@ -145,7 +147,8 @@ def make_long_session(out: Path, num_frames: int, distinct: int = 60) -> Path:
     simulated person played in a loop (rendering 12,000 images would dominate), with ground truth."""
     from capture.recording_writer import RealSenseRecordingWriter
     from reconstruction.simulation.render import CameraRenderer, RenderSettings, body_model
-    from reconstruction.simulation.session import SimulationConfig, _stream_intrinsics, build_rig, simulated_motion
+    from capture.intrinsics import StreamIntrinsics
+    from reconstruction.simulation.session import SimulationConfig, build_rig, simulated_motion
     from reconstruction.skeleton import load_skeleton
 
     cfg = SimulationConfig(cameras=4, seconds=distinct / 30, resolution=(848, 480))
@@ -158,8 +161,8 @@ def make_long_session(out: Path, num_frames: int, distinct: int = 60) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stamps = np.arange(num_frames)[:, None] * 1000.0 / 30 + np.zeros((1, 4))
     loop = np.arange(num_frames) % distinct
-    writers = [RealSenseRecordingWriter(out / f"{c.name}.db3", c.serial, color=_stream_intrinsics(c),
-                                        depth=_stream_intrinsics(c), fps=30) for c in rig]
+    writers = [RealSenseRecordingWriter(out / f"{c.name}.db3", c.serial, color=StreamIntrinsics.from_camera(c),
+                                        depth=StreamIntrinsics.from_camera(c), fps=30) for c in rig]
     try:
         for k in range(num_frames):
             for v, w in enumerate(writers):

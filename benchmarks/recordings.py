@@ -18,7 +18,7 @@ import numpy as np
 
 
 def write_rig(folder: Path, cameras: int, frames: int, fps: int, size: tuple[int, int]) -> list[Path]:
-    from capture.recording_writer import write_test_pattern
+    from capture.simulated_cameras import write_test_pattern
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)

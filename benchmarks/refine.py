@@ -180,7 +180,7 @@ def _rig(kind: str):
     from dataclasses import replace
 
     from calibration.camera import Rig
-    from calibration.synthetic import ring_rig
+    from reconstruction.simulation.rigs import ring_rig
 
     rig = ring_rig(4, dist=(-0.05, 0.02, 0.001, -0.0005, 0.0))
     if kind == "vga":
@@ -194,7 +194,8 @@ def _bvh_case(rig, skeleton, seed: int, frames: int = 300) -> dict | None:
     and the worst joint's 95th-percentile error, both cases. None (said so) without ../shared."""
     from reconstruction.refine import RefinementConfig, refine_sequence
     from reconstruction.simulation import project_truth, simulate_detections
-    from reconstruction.simulation.bvh import load_bvh, retarget_bvh
+    from reconstruction.simulation.bvh import retarget_bvh
+    from reconstruction.simulation.bvh_file import load_bvh
     from reconstruction.triangulation import triangulate
 
     path = ROOT.parent / "shared" / "data" / "mocap" / "131_02.bvh"

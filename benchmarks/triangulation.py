@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from calibration.synthetic import ring_rig  # noqa: E402
+from reconstruction.simulation.rigs import ring_rig  # noqa: E402
 from reconstruction.simulation import procedural_motion, project_truth, simulate_detections  # noqa: E402
 from reconstruction.triangulation import TriangulationConfig, triangulate  # noqa: E402
 
@@ -102,8 +102,8 @@ def pose2sim_demo(shared: Path) -> dict | None:
     calibration). Median reprojection error over every view scored >= 0.3, used or not, for ours
     and for Pose2Sim's own 3D (its TRC) measured the same way; median 3D distance between the two."""
     from calibration.rig_io import load_rig
-    from reconstruction.keypoints2d_io import read_keypoints2d
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.keypoints2d import read_keypoints2d
+    from reconstruction.formats.points3d import read_points3d
 
     session = shared / "data" / "pose2sim_demo" / "S00_Demo_Session"
     trial = session / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial"

@@ -202,10 +202,9 @@ def save_board(spec: BoardSpec, path: str | Path, dpi: float = 300.0, margin_m: 
     """Write the board as .pdf (one page the size of the board plus margins: print at 100 %,
     "actual size") or .png (``dpi`` pixels per inch). Returns the path. Written to a temp file
     then renamed."""
-    import os
-
     import cv2
 
+    from capture.atomic import atomic_write_bytes
     from capture.errors import ConfigError
 
     path = Path(path)
@@ -214,18 +213,16 @@ def save_board(spec: BoardSpec, path: str | Path, dpi: float = 300.0, margin_m: 
         raise ConfigError(f"{path}: board output must end in .pdf or .png")
     image = render_board(spec, dpi=dpi, margin_m=margin_m)
     scale, square_px, margin_px = board_scale(spec, dpi=dpi, margin_m=margin_m)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     if suffix == ".pdf":
         # Page size from the board's metric size, not the pixel count: true scale whatever the rounding.
         cols, rows = spec.square_grid
         margin = margin_px / scale
         width_pt = (cols * spec.square_length + 2 * margin) / 0.0254 * 72
         height_pt = (rows * spec.square_length + 2 * margin) / 0.0254 * 72
-        tmp.write_bytes(_pdf_bytes(image, width_pt, height_pt))
+        data = _pdf_bytes(image, width_pt, height_pt)
     else:
         ok, buf = cv2.imencode(".png", image)
         if not ok:
             raise ConfigError(f"{path}: could not encode the PNG")
-        tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-    return path
+        data = buf.tobytes()
+    return atomic_write_bytes(path, data)

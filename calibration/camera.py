@@ -226,6 +226,20 @@ class Rig:
                 return camera
         return None
 
+    def match(self, name: str) -> Camera | None:
+        """The camera a file or a view called ``name`` belongs to: by name or serial exactly, else by
+        the one loose match of either (:func:`capture.names.match_name`: ``CAM_01``, ``cam01_json``
+        and ``cam01`` are one camera); None when none or several match."""
+        from capture.names import match_name
+
+        exact = self.find(str(name))
+        if exact is not None:
+            return exact
+        by_name = match_name(name, self.names)
+        by_serial = match_name(name, [c.serial or "" for c in self.cameras])
+        found = {i for i in (by_name, by_serial) if i is not None}
+        return self.cameras[found.pop()] if len(found) == 1 else None
+
     def subset(self, names: list[str]) -> "Rig":
         """Rig of the named cameras in the given order; KeyError lists the missing names."""
         missing = [n for n in names if n not in self.names]

@@ -8,13 +8,13 @@ to ``cv2.findChessboardCornersSB``. A detection is corner ids (N,) into
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from calibration.board import BoardSpec
+from capture.atomic import atomic_path
 from capture.errors import FileFormatError
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,6 @@ def detect_image_file(path: str | Path, spec: BoardSpec, cache_dir: str | Path |
                 log.warning("ignoring unreadable detection cache %s", cache)
     detection = (detector or BoardDetector(spec)).detect(read_grey(path))
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + f".tmp{os.getpid()}.npz")
-        np.savez(tmp, ids=detection.ids, corners=detection.corners, image_size=np.array(detection.image_size))
-        os.replace(tmp, cache)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, ids=detection.ids, corners=detection.corners, image_size=np.array(detection.image_size))
     return detection

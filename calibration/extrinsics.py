@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.board import BoardSpec
-from calibration.camera import matrix_to_rodrigues, rodrigues_to_matrix
+from calibration.camera import rodrigues_to_matrix
 from calibration.detect import Detection
 from calibration.errors import CalibrationError
 
@@ -229,7 +229,3 @@ def world_from_board(R_board: np.ndarray, t_board: np.ndarray, on_floor: bool = 
     D = BOARD_ON_FLOOR if on_floor else np.eye(3)
     R_new_old = D @ np.asarray(R_board).T
     return R_new_old, -R_new_old @ np.asarray(t_board)
-
-
-def pose_to_vector(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return np.concatenate([matrix_to_rodrigues(R), t])

@@ -4,15 +4,16 @@ Drawn with OpenCV only (no matplotlib dependency).
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from calibration.camera import Rig
+from capture.atomic import atomic_write_bytes, atomic_write_text
+from capture.json_io import write_json
+from capture.names import safe_file_name
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +101,12 @@ def _num(value: float):
     return None if value is None or not np.isfinite(value) else round(float(value), 4)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_png(path: Path, image: np.ndarray) -> None:
     import cv2
 
     ok, buf = cv2.imencode(".png", image)
     if ok:
-        _write_atomic(path, buf.tobytes())
+        atomic_write_bytes(path, buf.tobytes())
 
 
 def coverage_image(detections: dict, image_size: tuple[int, int], max_side: int = 640) -> np.ndarray:
@@ -183,18 +178,13 @@ def write_report(folder: str | Path, rig: Rig, report: CalibrationReport) -> Pat
     """Write report.json, report.txt, coverage_<camera>.png and (with extrinsics) layout.png."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / "report.json", json.dumps(report.to_dict(), indent=2).encode())
-    _write_atomic(folder / "report.txt", report.summary().encode())
-    rejected = [{"camera": c, "image": i, "reason": r} for c, i, r in report.rejected]
-    _write_atomic(folder / "rejected.json", json.dumps(rejected, indent=2).encode())
+    write_json(folder / "report.json", report.to_dict())
+    atomic_write_text(folder / "report.txt", report.summary())
+    write_json(folder / "rejected.json", [{"camera": c, "image": i, "reason": r} for c, i, r in report.rejected])
     for cam in rig:
         dets = report.detections.get(cam.name, {})
-        _write_png(folder / f"coverage_{_safe(cam.name)}.png", coverage_image(dets, cam.image_size))
+        _write_png(folder / f"coverage_{safe_file_name(cam.name)}.png", coverage_image(dets, cam.image_size))
     if not report.intrinsics_only:
         _write_png(folder / "layout.png", layout_image(rig, report.board_positions))
     log.info("calibration report written to %s", folder)
     return folder
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

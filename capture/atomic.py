@@ -19,22 +19,39 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+class PendingFile:
+    """A temporary file beside ``path`` (``tmp``), for writers that keep a file open across calls (a
+    video writer): :meth:`commit` gives it the usual permissions and renames it over ``path``,
+    :meth:`discard` removes it. ``suffix`` (default: the target's) matters to writers that pick a
+    format by extension (OpenCV, ezc3d)."""
+
+    def __init__(self, path: str | Path, suffix: str | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.",
+                                   suffix=self.path.suffix if suffix is None else suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        os.chmod(self.tmp, _default_mode())
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds it is renamed over ``path``,
-    when it fails it is removed. ``suffix`` (default: the target's) matters to writers that pick a
-    format by extension (OpenCV, ezc3d)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    when it fails it is removed (:class:`PendingFile`)."""
+    pending = PendingFile(path, suffix)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, _default_mode())
-        os.replace(tmp_path, path)
+        yield pending.tmp
+        pending.commit()
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        pending.discard()
         raise
 
 

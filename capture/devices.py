@@ -397,7 +397,7 @@ class RealSenseSource(FrameSource):
 
     def prepare(self) -> None:
         """Start the pipeline (pyrealsense2 gives the streams' intrinsics only once streaming)."""
-        from capture.recording_writer import StreamIntrinsics
+        from capture.intrinsics import StreamIntrinsics
 
         if self._started:
             return

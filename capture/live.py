@@ -68,12 +68,13 @@ class NpzSink:
             self.latency[k].append(v)
 
     def close(self) -> Path:
-        partial = self.path.with_name(f".{self.path.stem}.partial.npz")
+        from capture.atomic import atomic_path
+
         xyz = np.stack(self.xyz) if self.xyz else np.zeros((0, len(self.joint_names), 3))
-        np.savez_compressed(partial, xyz=xyz, timestamps_ms=np.asarray(self.timestamps, dtype=np.float64),
-                            joint_names=np.array(self.joint_names),
-                            **{f"latency_ms_{k}": np.asarray(v) for k, v in self.latency.items()})
-        os.replace(partial, self.path)
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, xyz=xyz, timestamps_ms=np.asarray(self.timestamps, dtype=np.float64),
+                                joint_names=np.array(self.joint_names),
+                                **{f"latency_ms_{k}": np.asarray(v) for k, v in self.latency.items()})
         return self.path
 
 

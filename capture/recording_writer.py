@@ -32,63 +32,17 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from capture.errors import RecordingError
+from capture.intrinsics import StreamIntrinsics
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 6  # frames per stream submitted but not yet in the file
 IDENTITY_EXTRINSICS = ((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
-
-
-@dataclass(frozen=True)
-class StreamIntrinsics:
-    """Pinhole intrinsics of one stream, in RealSense terms (pixels; ``coeffs`` in the SDK order,
-    which for ``brown_conrady`` is OpenCV's k1, k2, p1, p2, k3)."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    ppx: float
-    ppy: float
-    model: str = "brown_conrady"
-    coeffs: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    def __post_init__(self):
-        if self.width <= 0 or self.height <= 0:
-            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
-        if len(self.coeffs) != 5:
-            raise ValueError(f"coeffs must have 5 values, got {len(self.coeffs)}")
-
-    @property
-    def K(self) -> np.ndarray:
-        """Camera matrix (3, 3)."""
-        return np.array([[self.fx, 0.0, self.ppx], [0.0, self.fy, self.ppy], [0.0, 0.0, 1.0]])
-
-    def to_rs(self):
-        import pyrealsense2 as rs
-
-        intr = rs.intrinsics()
-        intr.width, intr.height = int(self.width), int(self.height)
-        intr.fx, intr.fy, intr.ppx, intr.ppy = float(self.fx), float(self.fy), float(self.ppx), float(self.ppy)
-        try:
-            intr.model = getattr(rs.distortion, self.model)
-        except AttributeError:
-            raise ValueError(f"unknown distortion model {self.model!r} (see pyrealsense2.distortion)") from None
-        intr.coeffs = [float(c) for c in self.coeffs]
-        return intr
-
-    @classmethod
-    def from_rs(cls, intr) -> "StreamIntrinsics":
-        return cls(
-            int(intr.width), int(intr.height), float(intr.fx), float(intr.fy), float(intr.ppx), float(intr.ppy),
-            str(intr.model).split(".")[-1], tuple(float(c) for c in intr.coeffs),
-        )
 
 
 class RealSenseRecordingWriter:
@@ -150,38 +104,15 @@ class RealSenseRecordingWriter:
         dev.register_info(rs.camera_info.name, name)
         dev.register_info(rs.camera_info.product_line, "D400")
         self._sensors = []  # (sensor, profile) kept alive as long as the recorder
-        self._depth = self._color = None
-        uid = 0
-        if depth is not None:
-            sensor = dev.add_sensor("Stereo Module")
-            stream = rs.video_stream()
-            stream.type, stream.index, stream.uid = rs.stream.depth, 0, uid
-            stream.width, stream.height, stream.fps = depth.width, depth.height, self.fps
-            stream.bpp, stream.fmt, stream.intrinsics = 2, rs.format.z16, depth.to_rs()
-            profile = sensor.add_video_stream(stream)
+        self._depth = self._add_stream(rs, dev, "Stereo Module", rs.stream.depth, depth, 2, rs.format.z16, 0) \
+            if depth is not None else None
+        if self._depth is not None:
             # Read-only option: playback reports it as the sensor's depth scale.
-            sensor.add_read_only_option(rs.option.depth_units, self.depth_scale)
-            self._depth = (sensor, profile.as_video_stream_profile())
-            uid += 1
-        if color is not None:
-            sensor = dev.add_sensor("RGB Camera")
-            stream = rs.video_stream()
-            stream.type, stream.index, stream.uid = rs.stream.color, 0, uid
-            stream.width, stream.height, stream.fps = color.width, color.height, self.fps
-            stream.bpp, stream.fmt, stream.intrinsics = 3, rs.format.rgb8, color.to_rs()
-            profile = sensor.add_video_stream(stream)
-            self._color = (sensor, profile.as_video_stream_profile())
+            self._depth[0].add_read_only_option(rs.option.depth_units, self.depth_scale)
+        self._color = self._add_stream(rs, dev, "RGB Camera", rs.stream.color, color, 3, rs.format.rgb8,
+                                       int(self._depth is not None)) if color is not None else None
         if self._depth is not None and self._color is not None:
-            R = np.asarray(depth_to_color[0], dtype=float).reshape(3, 3)
-            t = np.asarray(depth_to_color[1], dtype=float).reshape(3)
-            ext = rs.extrinsics()
-            ext.rotation = [float(v) for v in R.T.ravel()]  # librealsense stores R column-major
-            ext.translation = [float(v) for v in t]
-            self._depth[1].register_extrinsics_to(self._color[1], ext)
-            inv = rs.extrinsics()
-            inv.rotation = [float(v) for v in R.ravel()]  # (R^T) column-major == R row-major
-            inv.translation = [float(v) for v in -R.T @ t]
-            self._color[1].register_extrinsics_to(self._depth[1], inv)
+            self._register_extrinsics(rs, depth_to_color)
         self._device = dev
         # The recorder must exist before the sensors open: it wraps them to capture every frame.
         self._recorder = rs.recorder(str(self._tmp), dev)
@@ -191,6 +122,28 @@ class RealSenseRecordingWriter:
                 pair[0].open(pair[1])
                 pair[0].start(lambda frame, label=label: self._on_recorded(label))
                 self._sensors.append(pair)
+
+    def _add_stream(self, rs, dev, sensor_name: str, kind, intr: StreamIntrinsics, bpp: int, fmt, uid: int):
+        """A sensor with one video stream of ``intr``'s size at the writer's fps: (sensor, profile)."""
+        sensor = dev.add_sensor(sensor_name)
+        stream = rs.video_stream()
+        stream.type, stream.index, stream.uid = kind, 0, uid
+        stream.width, stream.height, stream.fps = intr.width, intr.height, self.fps
+        stream.bpp, stream.fmt, stream.intrinsics = bpp, fmt, intr.to_rs()
+        return sensor, sensor.add_video_stream(stream).as_video_stream_profile()
+
+    def _register_extrinsics(self, rs, depth_to_color) -> None:
+        """Depth-to-colour (and back) on the two profiles; librealsense stores rotations column-major."""
+        R = np.asarray(depth_to_color[0], dtype=float).reshape(3, 3)
+        t = np.asarray(depth_to_color[1], dtype=float).reshape(3)
+        ext = rs.extrinsics()
+        ext.rotation = [float(v) for v in R.T.ravel()]
+        ext.translation = [float(v) for v in t]
+        self._depth[1].register_extrinsics_to(self._color[1], ext)
+        inv = rs.extrinsics()
+        inv.rotation = [float(v) for v in R.ravel()]  # (R^T) column-major == R row-major
+        inv.translation = [float(v) for v in -R.T @ t]
+        self._color[1].register_extrinsics_to(self._depth[1], inv)
 
     def _on_recorded(self, label: str) -> None:
         self._delivered[label] += 1  # one sensor's callbacks run one at a time
@@ -255,6 +208,11 @@ class RealSenseRecordingWriter:
                     f"{self._submitted} submitted)"
                 )
             time.sleep(0.002)
+
+    @property
+    def partial_path(self) -> Path:
+        """The file being written (renamed to :attr:`path` by :meth:`close`)."""
+        return self._tmp
 
     def __enter__(self) -> "RealSenseRecordingWriter":
         return self
@@ -335,34 +293,3 @@ class RealSenseRecordingWriter:
         elif self._tmp.exists():
             self._tmp.unlink()
         return self.path
-
-
-def write_test_pattern(
-    path: str | os.PathLike,
-    serial: str,
-    timestamps_ms: np.ndarray,
-    frame_numbers: np.ndarray,
-    size: tuple[int, int] = (640, 480),
-    fps: int = 30,
-    depth: bool = True,
-    color: bool = True,
-    depth_scale: float = 0.001,
-) -> Path:
-    """A recording of cheap synthetic frames whose pixels say which frame they are.
-
-    Color: a gradient; pixel (0, 0) holds (frame_number % 256, frame_number // 256 % 256, 7).
-    Depth: ``1000 + frame_number % 1000`` units everywhere. For tests and benchmarks of the
-    readers and the synchronizer (the simulator renders real scenes).
-    """
-    w, h = size
-    intr = StreamIntrinsics(w, h, 0.96 * w, 0.96 * w, w / 2, h / 2)
-    rgb = np.zeros((h, w, 3), np.uint8)
-    rgb[..., 1] = (np.arange(w) * 255 // max(w - 1, 1)).astype(np.uint8)[None, :]
-    z = np.empty((h, w), np.uint16)
-    with RealSenseRecordingWriter(path, serial, intr if color else None, intr if depth else None, fps,
-                                  depth_scale=depth_scale) as writer:
-        for t, n in zip(np.asarray(timestamps_ms, float), np.asarray(frame_numbers, np.int64)):
-            rgb[0, 0] = (n % 256, n // 256 % 256, 7)
-            z[:] = 1000 + n % 1000
-            writer.write(float(t), int(n), rgb if color else None, z if depth else None)
-    return writer.path

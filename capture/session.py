@@ -23,160 +23,28 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
-import json
 import logging
 import os
 import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
-from capture.atomic import atomic_write_text
 from capture.capture_config import CaptureConfig
 from capture.config import to_plain
+from capture.db3_index import image_counts
 from capture.devices import CapturedFrame, FrameSource
 from capture.errors import ConfigError, RecordingError
+from capture.health import CameraHealth, camera_manifest, skew_report
+from capture.json_io import write_json
+from capture.session_folder import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "session.json"
-MANIFEST_FORMAT = "mocap-session"
-MANIFEST_VERSION = 1
 _DONE = object()  # end-of-stream marker for a writer queue
-# Files a session writes; only these are removed by overwrite=True.
-_OWN_PATTERNS = ("*.db3", ".*.partial.db3", ".*.partial.db3-journal", MANIFEST_NAME, f".{MANIFEST_NAME}.partial",
-                 "rig.yaml", "ground_truth.npz", "live_3d.rrd", "live_3d.npz", "capture.yaml")
-
-
-def prepare_output_dir(out_dir: str | os.PathLike, overwrite: bool = False, create: bool = True) -> Path:
-    """Create ``out_dir``; refuse one that exists and is not empty unless ``overwrite`` (which removes
-    only the files a session writes). ``create=False`` only checks (nothing is touched)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out}: folder exists and is not empty; choose a new --out or pass --overwrite")
-        if not create:
-            return out
-        for pattern in _OWN_PATTERNS:
-            for path in out.glob(pattern):
-                if path.is_file():
-                    path.unlink()
-    if create:
-        out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def write_json_atomic(path: Path, data: dict) -> Path:
-    """Write JSON to a temp file in the same folder, then rename: a reader sees the old or the new file."""
-    return atomic_write_text(path, json.dumps(data, indent=2, default=_json_default))
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-@dataclass(eq=False)
-class CameraHealth:
-    """Live counters of one camera (updated by its threads; read by the session and the manifest)."""
-
-    serial: str
-    frames_acquired: int = 0
-    frames_written: int = 0
-    queue_full_drops: int = 0
-    writer_error_drops: int = 0
-    gaps: list = field(default_factory=list)  # (after frame number, frames missing)
-    frame_numbers: list = field(default_factory=list)
-    timestamps_ms: list = field(default_factory=list)  # of the frames acquired
-    stops: list = field(default_factory=list)  # dicts: at_s, last_timestamp_ms, resumed_at_s, gap_s
-    temperatures: list = field(default_factory=list)
-    max_queue: int = 0
-    frames_in_file: dict | None = None  # frames per stream read back from the finished file
-    error: str | None = None
-    stalled: bool = False
-    last_arrival_s: float | None = None
-
-    @property
-    def software_drops(self) -> int:
-        return self.queue_full_drops + self.writer_error_drops
-
-
-def clock_statistics(frame_numbers: np.ndarray, timestamps_ms: np.ndarray) -> tuple[float, float, float]:
-    """(fps, jitter_ms, intercept_ms) of one camera: a line fitted to timestamp vs frame number; the
-    jitter is the std of the residual, the fps 1000 / slope."""
-    n = np.asarray(frame_numbers, dtype=np.float64)
-    t = np.asarray(timestamps_ms, dtype=np.float64)
-    if n.size < 3:
-        return float("nan"), float("nan"), float("nan")
-    A = np.stack([n - n[0], np.ones_like(n)], axis=1)
-    (slope, intercept), *_ = np.linalg.lstsq(A, t, rcond=None)
-    residual = t - A @ np.array([slope, intercept])
-    return 1000.0 / slope, float(np.std(residual)), float(intercept - slope * (n[0] - 1))
-
-
-def _summary(values: np.ndarray) -> dict:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return {"count": 0}
-    return {"count": int(values.size), "mean": float(values.mean()), "median": float(np.median(values)),
-            "p95": float(np.percentile(values, 95)), "max": float(values.max())}
-
-
-def skew_report(health: Sequence[CameraHealth], fps: float, tolerance_ms: float | None) -> dict:
-    """Frame sets matched across cameras by capture.sync.synchronize, and their skew.
-
-    ``skew_ms`` summarizes max - min of the raw timestamps of each set (what a consumer assuming
-    perfect sync would get); ``offset_to_reference_ms`` are the cameras' clock offsets estimated by
-    the synchronizer; ``residual_skew_ms`` the skew once those are removed (the timing jitter).
-    """
-    from capture.sync import synchronize
-
-    tolerance = tolerance_ms if tolerance_ms is not None else 500.0 / fps
-    stamps = [np.asarray(h.timestamps_ms, dtype=np.float64) for h in health]
-    numbers = [np.asarray(h.frame_numbers, dtype=np.int64) for h in health]
-    if sum(s.size > 0 for s in stamps) < 2:
-        return {"frame_sets": 0, "tolerance_ms": tolerance}
-    result = synchronize(stamps, tolerance_ms=tolerance, offsets_ms="estimate", frame_numbers=numbers,
-                         period_ms=1000.0 / fps)
-    idx = result.index  # (S, V) frame position per camera, -1 where absent
-    present = idx >= 0
-    raw = result.times_ms + result.offsets_ms[None, :]
-    multi = present.sum(axis=1) >= 2
-    with _quiet():
-        skew = np.nanmax(raw, axis=1) - np.nanmin(raw, axis=1)
-    return {
-        "reference": health[0].serial,
-        "tolerance_ms": tolerance,
-        "frame_sets": int(result.num_sets),
-        "complete_sets": int(result.complete.sum()),
-        "skew_ms": _summary(skew[multi]),
-        "residual_skew_ms": _summary(result.skew_ms[multi]),
-        "offset_to_reference_ms": {h.serial: float(o) for h, o in zip(health, result.offsets_ms)},
-        "missing_in_sets": {h.serial: int(d.size) for h, d in zip(health, result.dropped)},
-        "unmatched_frames": {h.serial: int(u.size) for h, u in zip(health, result.unmatched)},
-    }
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
 
 
 def _wait_until_drained(writer, quiet_s: float = 1.0, timeout_s: float = 300.0) -> None:
@@ -188,7 +56,7 @@ def _wait_until_drained(writer, quiet_s: float = 1.0, timeout_s: float = 300.0) 
     when the queue is empty: wait for ``quiet_s`` without growth (checking the size only, not
     opening the database, which would lock the recorder out).
     """
-    path = getattr(writer, "_tmp", None)
+    path = getattr(writer, "partial_path", None)  # writers other than RealSenseRecordingWriter: nothing to wait for
     if path is None:
         return
     path = Path(path)
@@ -206,28 +74,6 @@ def _wait_until_drained(writer, quiet_s: float = 1.0, timeout_s: float = 300.0) 
             return
         time.sleep(0.05)
     log.warning("%s: the recorder was still writing after %.0f s; finalizing anyway", path, timeout_s)
-
-
-def frames_in_file(path: str | os.PathLike) -> dict | None:
-    """Frames per stream stored in a finished .db3 recording (rosbag2 sqlite), read with sqlite3;
-    None when the file cannot be read this way."""
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
-        try:
-            rows = con.execute(
-                "SELECT t.name, COUNT(*) FROM messages m JOIN topics t ON m.topic_id = t.id "
-                "WHERE t.name LIKE '%/image/data%' GROUP BY t.name").fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
-    out = {}
-    for name, count in rows:
-        stream = "depth" if "/Depth_" in name else "color" if "/Color_" in name else name
-        out[stream] = int(count)
-    return out
 
 
 def _default_writer_factory(path: Path, source: FrameSource):
@@ -293,6 +139,8 @@ class CaptureSession:
         self._t_start = None
         self._queues: list[queue.Queue] = []
         self.manifest_path = self.out_dir / MANIFEST_NAME
+        self.elapsed_at_stop: float | None = None
+        self.started_utc: str | None = None
 
     # ------------------------------------------------------------------------------------------ control
     def stop(self, status: str = "interrupted", reason: str = "stopped by the user") -> None:
@@ -402,7 +250,7 @@ class CaptureSession:
             h.error = f"finalizing the recording failed: {exc}"
             log.error("camera %s: %s", h.serial, h.error)
             return
-        h.frames_in_file = frames_in_file(paths[v])
+        h.frames_in_file = image_counts(paths[v])
 
     # ---------------------------------------------------------------------------------------------- run
     def run(self, progress: Callable[["CaptureSession"], None] | None = None) -> SessionResult:
@@ -476,39 +324,7 @@ class CaptureSession:
     # ------------------------------------------------------------------------------------------ manifest
     def manifest(self, final: bool = True) -> dict:
         fps = float(self.sources[0].fps)
-        cameras = []
-        for source, h in zip(self.sources, self.health):
-            measured_fps, jitter, _ = clock_statistics(np.asarray(h.frame_numbers), np.asarray(h.timestamps_ms))
-            temps = h.temperatures
-            cameras.append({
-                **source.info.to_dict(),
-                "role": source.role,
-                "file": f"{source.serial}.db3",
-                "streams": list(source.config.streams),
-                "resolution": list(source.config.resolution),
-                "fps": source.config.fps,
-                "depth_scale": source.depth_scale,
-                "frames_acquired": h.frames_acquired,
-                "frames_written": h.frames_written,
-                "software_drops": {"total": h.software_drops, "queue_full": h.queue_full_drops,
-                                   "writer_error": h.writer_error_drops},
-                "frames_in_file": h.frames_in_file,
-                "recorder_drops": (None if not h.frames_in_file else
-                                   int(h.frames_written - min(h.frames_in_file.values()))),
-                "max_queue_frames": h.max_queue,
-                "device_queue_overflows": getattr(source, "overflow_drops", None),
-                "frame_number_gaps": {"count": len(h.gaps), "frames_missing": int(sum(g[1] for g in h.gaps)),
-                                      "gaps": [{"after": int(a), "missing": int(m)} for a, m in h.gaps[:200]]},
-                "first_frame_number": h.frame_numbers[0] if h.frame_numbers else None,
-                "last_frame_number": h.frame_numbers[-1] if h.frame_numbers else None,
-                "first_timestamp_ms": h.timestamps_ms[0] if h.timestamps_ms else None,
-                "last_timestamp_ms": h.timestamps_ms[-1] if h.timestamps_ms else None,
-                "measured_fps": None if not np.isfinite(measured_fps) else float(measured_fps),
-                "timestamp_jitter_ms": None if not np.isfinite(jitter) else jitter,
-                "temperature_c": ({"min": min(temps), "max": max(temps), "last": temps[-1]} if temps else None),
-                "stopped": list(h.stops),
-                "error": h.error,
-            })
+        cameras = [camera_manifest(source, h) for source, h in zip(self.sources, self.health)]
         sync = {}
         if final:
             try:
@@ -523,7 +339,7 @@ class CaptureSession:
             "status": self.status if final else "recording",
             "reason": self.reason,
             "started_utc": self.started_utc,
-            "duration_s": round(getattr(self, "elapsed_at_stop", self.elapsed_s()), 4),
+            "duration_s": round(self.elapsed_at_stop if self.elapsed_at_stop is not None else self.elapsed_s(), 4),
             "requested_duration_s": self.duration_s,
             "calibration": self.calibration,
             "rig": rig.name if rig.exists() else None,
@@ -537,7 +353,7 @@ class CaptureSession:
     def _write_manifest(self, writers, final: bool) -> dict:
         data = self.manifest(final)
         try:
-            write_json_atomic(self.manifest_path, data)
+            write_json(self.manifest_path, data)
         except OSError as exc:
             raise RecordingError(f"{self.manifest_path}: cannot write the session manifest: {exc}") from None
         return data
@@ -563,19 +379,3 @@ def stop_on_signals(session: CaptureSession):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def load_manifest(session_dir: str | os.PathLike) -> dict:
-    """Read ``session.json`` of a session folder."""
-    from capture.errors import FileFormatError
-
-    path = Path(session_dir) / MANIFEST_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no session manifest (is {path.parent} a `mocap capture` folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
-    if data.get("format") != MANIFEST_FORMAT:
-        raise FileFormatError(f"{path}: not a mocap session manifest (format {data.get('format')!r})")
-    return data

@@ -14,12 +14,19 @@ own frame queue does; those show as gaps too and are counted in ``overflow_drops
 
 Every delivered frame is logged in :attr:`SimulatedCamera.delivered` (frame number, timestamp), the
 ground truth against which a session's files and manifest are checked.
+
+:func:`write_test_pattern` writes a recording of cheap frames that say which frame they are, for the
+readers' and the synchronizer's tests and benchmarks. The simulated person and scenes (rendered
+frames, sessions with ground truth) are in ``reconstruction.simulation``, which takes its serial
+numbers from :data:`SIMULATED_SERIAL_BASE` here.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -227,3 +234,46 @@ class SimulatedBackend(DeviceBackend):
         )
         self.cameras[info.serial] = camera
         return camera
+
+
+def placeholder_backend(num_cameras: int) -> "SimulatedBackend":
+    """``num_cameras`` simulated D435 cameras showing nothing (640x480): what ``mocap devices
+    --simulate N`` lists."""
+    from capture.intrinsics import StreamIntrinsics
+
+    intr = [StreamIntrinsics(640, 480, 615.0, 615.0, 320.0, 240.0)] * num_cameras
+    return SimulatedBackend(None, np.zeros((num_cameras, 1, 480, 640), np.uint16), intr)
+
+
+def write_test_pattern(
+    path: str | os.PathLike,
+    serial: str,
+    timestamps_ms: np.ndarray,
+    frame_numbers: np.ndarray,
+    size: tuple[int, int] = (640, 480),
+    fps: int = 30,
+    depth: bool = True,
+    color: bool = True,
+    depth_scale: float = 0.001,
+) -> Path:
+    """A recording of cheap synthetic frames whose pixels say which frame they are.
+
+    Color: a gradient; pixel (0, 0) holds (frame_number % 256, frame_number // 256 % 256, 7).
+    Depth: ``1000 + frame_number % 1000`` units everywhere. For tests and benchmarks of the
+    readers and the synchronizer (the simulator renders real scenes).
+    """
+    from capture.intrinsics import StreamIntrinsics
+    from capture.recording_writer import RealSenseRecordingWriter
+
+    w, h = size
+    intr = StreamIntrinsics(w, h, 0.96 * w, 0.96 * w, w / 2, h / 2)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 1] = (np.arange(w) * 255 // max(w - 1, 1)).astype(np.uint8)[None, :]
+    z = np.empty((h, w), np.uint16)
+    with RealSenseRecordingWriter(path, serial, intr if color else None, intr if depth else None, fps,
+                                  depth_scale=depth_scale) as writer:
+        for t, n in zip(np.asarray(timestamps_ms, float), np.asarray(frame_numbers, np.int64)):
+            rgb[0, 0] = (n % 256, n // 256 % 256, 7)
+            z[:] = 1000 + n % 1000
+            writer.write(float(t), int(n), rgb if color else None, z if depth else None)
+    return writer.path

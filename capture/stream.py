@@ -1,13 +1,19 @@
-"""A stream of :class:`FrameSet` over V recordings (or videos), one camera per file.
+"""A stream of :class:`FrameSet` over V files, one camera each: RealSense recordings and videos alike.
 
 Shape letters: ``V`` cameras, ``S`` frame sets.
 
-Opening reads each file's info and index (timestamps and frame numbers, no images), checks the
-files belong together (distinct serials, one frame rate, depth where required), synchronizes the
-cameras (:func:`capture.sync.synchronize`) and pairs each camera's depth frames with its color
-frames. Iterating plays every stream once, in order, on its own bounded queue; a thread assembles
-frame sets ahead of the consumer, at most ``readahead`` of them, so memory does not grow with the
-length of the recordings.
+This is the one reader of the project: the offline pipeline, the calibration, ``mocap detect2d``
+and ``mocap inspect`` all consume it. Opening reads each file's info and index (timestamps and
+frame numbers, no images), checks the files belong together (distinct serials, one frame rate,
+depth where required), synchronizes the cameras (:func:`capture.sync.synchronize`) and pairs each
+camera's depth frames with its color frames. Iterating plays every stream once, in order, on its
+own bounded queue; a thread assembles frame sets ahead of the consumer, at most ``readahead`` of
+them, so memory does not grow with the length of the recordings.
+
+Clocks: RealSense cameras stamp frames in a shared global time; a video's frame ``i`` is at
+``i / fps`` on its own clock. When the cameras do not all share the global clock, the offsets of
+the others are estimated (their first frames are taken as simultaneous with the reference's, then
+refined: :func:`capture.sync.estimate_offsets`), the global-time cameras keeping one common offset.
 """
 from __future__ import annotations
 
@@ -21,16 +27,11 @@ import numpy as np
 
 from capture.errors import RecordingError
 from capture.frameset import FrameSet
-from capture.recording import (
-    RealSenseReader,
-    RecordingInfo,
-    StreamIndex,
-    align_depth_to_color,
-    index_recording,
-    read_recording_info,
-    read_video_frames,
-)
-from capture.sync import SyncResult, synchronize
+from capture.align import align_depth_to_color
+from capture.realsense_file import RealSenseReader
+from capture.recording import RecordingInfo, StreamIndex, index_recording, read_recording_info
+from capture.video import read_video_frames
+from capture.sync import SyncResult, estimate_offsets, estimate_period, synchronize
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,15 @@ class FrameSetStream:
     names: camera names (default: the serial numbers, or the video file stems).
     tolerance_ms: most time between two frames of one set (default: half a frame period).
     offsets_ms: None (default: no offsets when every camera stamps frames in global time, else
-        estimated), ``"estimate"``, or (V,) known clock offsets (camera time - offset = common time).
-    align_depth: resample depth onto the color image (:func:`align_depth_to_color`).
+        estimated, see the module docstring), ``"estimate"``, or (V,) known clock offsets (camera
+        time - offset = common time).
+    align_depth: resample depth onto the color image (:func:`align_depth_to_color`): True, False,
+        or ``"auto"``: for the cameras whose depth is not already in the color camera's geometry.
     require_depth: every RealSense camera must have a depth stream.
     readahead: frame sets assembled ahead of the consumer.
     start: first frame-set index to yield (resume).
+    step: yield every ``step``-th frame set from ``start`` (the others are not decoded).
+    color / depth: decode the color / depth images (False: None in every set, timing unchanged).
     video_fps / video_timestamps: per-video frame rate or timestamps file (one ms time per line).
     """
 
@@ -59,12 +64,15 @@ class FrameSetStream:
         tolerance_ms: float | None = None,
         offsets_ms=None,
         reference: int = 0,
-        align_depth: bool = False,
+        align_depth: bool | str = False,
         require_depth: bool = False,
         readahead: int = 4,
         start: int = 0,
         video_fps: list[float | None] | None = None,
         video_timestamps: list[str | Path | None] | None = None,
+        step: int = 1,
+        color: bool = True,
+        depth: bool = True,
     ):
         if not sources:
             raise RecordingError("no recordings given")
@@ -88,12 +96,8 @@ class FrameSetStream:
         periods = [1000.0 / info.fps for info in self.infos if info.fps]
         period = float(np.median(periods)) if periods else None
         if offsets_ms is None:
-            if all(p.domain == "global_time" for p in primary):
-                offsets_ms = None
-            else:
-                log.info("cameras do not share a global clock (domains %s): estimating offsets",
-                         sorted({p.domain for p in primary}))
-                offsets_ms = "estimate" if V > 1 else None
+            offsets_ms = _default_offsets([p.domain for p in primary], [p.timestamps_ms for p in primary], period,
+                                          reference)
         self.tolerance_ms = float(tolerance_ms) if tolerance_ms else (period or 33.3) / 2
         self.sync: SyncResult = synchronize(
             [p.timestamps_ms for p in primary], self.tolerance_ms, offsets_ms, reference,
@@ -113,11 +117,18 @@ class FrameSetStream:
                 ok = (pair.index >= 0).all(axis=1)
                 pairing[pair.index[ok, 0]] = pair.index[ok, 1]
             self.depth_for_primary.append(pairing)
-        self.align_depth = align_depth
+        if align_depth not in (True, False, "auto"):
+            raise ValueError(f"align_depth must be True, False or 'auto', got {align_depth!r}")
+        self.align = [bool(align_depth is True or (align_depth == "auto" and needs_alignment(info)))
+                      for info in self.infos]
         self.readahead = max(1, int(readahead))
         self.start = int(start)
         if not 0 <= self.start <= self.sync.num_sets:
             raise RecordingError(f"start {start} is outside the {self.sync.num_sets} frame sets")
+        if int(step) < 1:
+            raise ValueError(f"step must be >= 1, got {step}")
+        self.step = int(step)
+        self.decode_color, self.decode_depth = bool(color), bool(depth)
         self.sets_read = 0
         self._stop = threading.Event()
         self._readers: list[RealSenseReader] = []
@@ -150,15 +161,34 @@ class FrameSetStream:
                 )
 
     def __len__(self) -> int:
-        return self.sync.num_sets - self.start
+        return len(self._rows())
+
+    def _rows(self) -> range:
+        """The frame-set indices this stream yields."""
+        return range(self.start, self.sync.num_sets, self.step)
+
+    def _wanted(self) -> dict[tuple[int, str], set]:
+        """Positions of each (view, stream) whose image is decoded: those of the sets yielded."""
+        rows = np.asarray(self._rows(), dtype=np.int64)
+        wanted: dict[tuple[int, str], set] = {}
+        for v, info in enumerate(self.infos):
+            pos = self.sync.index[rows, v] if rows.size else np.zeros(0, np.int64)
+            pos = pos[pos >= 0]
+            primary_decoded = self.decode_color if info.primary == "color" else self.decode_depth
+            wanted[(v, info.primary)] = set(pos.tolist()) if primary_decoded else set()
+            pairing = self.depth_for_primary[v]
+            if pairing is not None:
+                paired = pairing[pos]
+                wanted[(v, "depth")] = set(paired[paired >= 0].tolist()) if self.decode_depth else set()
+        return wanted
 
     # ----------------------------------------------------------------------------------------
-    def _stream_iter(self, v: int, key: str, first: int) -> Iterator:
+    def _stream_iter(self, v: int, key: str, first: int, wanted: set) -> Iterator:
         info = self.infos[v]
         if info.kind == "video":
-            return read_video_frames(info.path, start=first)
+            return read_video_frames(info.path, start=first, wanted=wanted.__contains__)
         reader = RealSenseReader(
-            info.path, streams=(key,), skip_before={key: first},
+            info.path, streams=(key,), wanted={key: wanted.__contains__},
             expected={key: len(self.indexes[v][key])},
         )
         self._readers.append(reader)
@@ -166,15 +196,15 @@ class FrameSetStream:
 
     def _produce(self, out: queue.Queue) -> None:
         try:
-            index = self.sync.index[self.start:]
             V = len(self.infos)
+            wanted = self._wanted()
             iters: dict[tuple[int, str], Iterator] = {}
             heads: dict[tuple[int, str], object] = {}
 
             def fetch(v: int, key: str, position: int):
                 k = (v, key)
                 if k not in iters:
-                    iters[k] = self._stream_iter(v, key, position)
+                    iters[k] = self._stream_iter(v, key, position, wanted.get(k, set()))
                 head = heads.get(k)
                 while head is None or head.position < position:
                     head = next(iters[k], None)
@@ -183,7 +213,8 @@ class FrameSetStream:
                 heads[k] = head
                 return head if head.position == position else None
 
-            for s in range(index.shape[0]):
+            index = self.sync.index
+            for s in self._rows():
                 if self._stop.is_set():
                     return
                 color, depth = [None] * V, [None] * V
@@ -205,13 +236,13 @@ class FrameSetStream:
                     if pairing is not None and pairing[index[s, v]] >= 0:
                         frame = fetch(v, "depth", int(pairing[index[s, v]]))
                         depth[v] = frame.data if frame is not None else None
-                    if depth[v] is not None:
+                    if info.has_depth:
                         scales[v] = info.depth_scale
-                        if self.align_depth and info.depth_to_color is not None and info.color_intrinsics:
-                            depth[v] = align_depth_to_color(depth[v], info.depth_intrinsics, info.color_intrinsics,
-                                                            info.depth_to_color, info.depth_scale)
-                item = FrameSet(self.start + s, self.cameras, stamps, numbers, tuple(color), tuple(depth),
-                                scales, present.copy())
+                    if depth[v] is not None and self.align[v] and info.depth_to_color is not None \
+                            and info.color_intrinsics:
+                        depth[v] = align_depth_to_color(depth[v], info.depth_intrinsics, info.color_intrinsics,
+                                                        info.depth_to_color, info.depth_scale)
+                item = FrameSet(s, self.cameras, stamps, numbers, tuple(color), tuple(depth), scales, present.copy())
                 while not self._stop.is_set():
                     try:
                         out.put(item, timeout=0.1)
@@ -261,3 +292,30 @@ class FrameSetStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def needs_alignment(info: RecordingInfo) -> bool:
+    """True unless the depth image already has the color stream's intrinsics and an identity
+    depth-to-color transform (a recording made aligned, like the simulator's)."""
+    if not info.has_depth or info.color_intrinsics is None or info.depth_intrinsics is None:
+        return False
+    same = info.color_intrinsics == info.depth_intrinsics
+    if info.depth_to_color is not None:
+        R, t = info.depth_to_color
+        same = same and np.allclose(R, np.eye(3), atol=1e-9) and np.allclose(t, 0.0, atol=1e-9)
+    return not same
+
+
+def _default_offsets(domains: list[str], timestamps_ms: list[np.ndarray], period_ms: float | None, reference: int):
+    """None when every camera stamps frames in the shared global time; else (V,) offsets estimated
+    from the data, the global-time cameras sharing one (they are on one clock)."""
+    if all(d == "global_time" for d in domains) or len(domains) < 2:
+        return None
+    log.info("cameras do not share a global clock (domains %s): estimating offsets", sorted(set(domains)))
+    periods = [estimate_period(t) for t in timestamps_ms]
+    period = period_ms or float(np.nanmedian(periods))
+    offsets = estimate_offsets(timestamps_ms, period, reference)
+    shared = [v for v, d in enumerate(domains) if d == "global_time"]
+    if shared:
+        offsets[shared] = offsets[shared[0]]
+    return offsets

@@ -11,10 +11,11 @@ set are more than ``tolerance_ms`` apart, and a camera frame is never used by tw
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from capture.nan_warnings import quiet_nan_warnings
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +136,33 @@ def synchronize(
     frame_numbers: optional V arrays (n_v,) of hardware frame numbers, for drop detection.
     period_ms: nominal frame period; estimated from the reference camera when None.
     """
+    ts = _check_inputs(timestamps_ms, tolerance_ms, reference, frame_numbers)
+    V = len(ts)
+    if period_ms is None:
+        periods = np.array([estimate_period(t) for t in ts])
+        period_ms = float(periods[reference]) if np.isfinite(periods[reference]) else float(np.nanmedian(periods))
+    if not np.isfinite(period_ms) or period_ms <= 0:
+        raise ValueError("cannot tell the frame period: give period_ms (cameras have fewer than 2 frames)")
+    offsets = _offsets(offsets_ms, ts, period_ms, reference)
+    us = [t - o for t, o in zip(ts, offsets)]
+    numbers = [None if frame_numbers is None else frame_numbers[v] for v in range(V)]
+    dropped, duplicates = zip(*[find_drops(numbers[v], ts[v], period_ms) for v in range(V)])
+    index, times = _match(us, _anchors(us, reference, period_ms), tolerance_ms)
+    skew = np.nanmax(times, axis=1) - np.nanmin(times, axis=1) if times.size else np.zeros(0)
+    dropped = [_with_edge_drops(d, index[:, v], numbers[v], ts[v], period_ms) for v, d in enumerate(dropped)]
+    unmatched = []
+    for v, u in enumerate(us):
+        used = np.zeros(u.size, dtype=bool)
+        used[index[index[:, v] >= 0, v]] = True
+        unmatched.append(np.flatnonzero(~used))
+    return SyncResult(
+        index=index, times_ms=times, skew_ms=np.asarray(skew, dtype=float), offsets_ms=offsets,
+        period_ms=float(period_ms), tolerance_ms=float(tolerance_ms),
+        dropped=tuple(dropped), duplicates=tuple(duplicates), unmatched=tuple(unmatched),
+    )
+
+
+def _check_inputs(timestamps_ms, tolerance_ms: float, reference: int, frame_numbers) -> list[np.ndarray]:
     V = len(timestamps_ms)
     if V == 0:
         raise ValueError("synchronize needs at least one camera")
@@ -148,29 +176,29 @@ def synchronize(
             raise ValueError(f"timestamps of camera {v} are not increasing")
     if frame_numbers is not None and len(frame_numbers) != V:
         raise ValueError(f"frame_numbers must have {V} entries, got {len(frame_numbers)}")
-    if period_ms is None:
-        periods = np.array([estimate_period(t) for t in ts])
-        period_ms = float(periods[reference]) if np.isfinite(periods[reference]) else float(np.nanmedian(periods))
-    if not np.isfinite(period_ms) or period_ms <= 0:
-        raise ValueError("cannot tell the frame period: give period_ms (cameras have fewer than 2 frames)")
+    return ts
+
+
+def _offsets(offsets_ms, ts: list[np.ndarray], period_ms: float, reference: int) -> np.ndarray:
+    """(V,) offsets from None (a shared clock), ``"estimate"`` or given values."""
+    V = len(ts)
     if isinstance(offsets_ms, str):
         if offsets_ms != "estimate":
             raise ValueError(f"offsets_ms must be None, an array or 'estimate', got {offsets_ms!r}")
-        offsets = estimate_offsets(ts, period_ms, reference)
-    elif offsets_ms is None:
-        offsets = np.zeros(V)
-    else:
-        offsets = np.asarray(offsets_ms, dtype=float).reshape(-1)
-        if offsets.shape != (V,):
-            raise ValueError(f"offsets_ms must be ({V},), got {offsets.shape}")
-    us = [t - o for t, o in zip(ts, offsets)]
+        return estimate_offsets(ts, period_ms, reference)
+    if offsets_ms is None:
+        return np.zeros(V)
+    offsets = np.asarray(offsets_ms, dtype=float).reshape(-1)
+    if offsets.shape != (V,):
+        raise ValueError(f"offsets_ms must be ({V},), got {offsets.shape}")
+    return offsets
 
-    dropped, duplicates = zip(*[
-        find_drops(None if frame_numbers is None else frame_numbers[v], ts[v], period_ms) for v in range(V)
-    ])
 
-    anchors = _anchors(us, reference, period_ms)
-    S = anchors.size
+def _match(us: list[np.ndarray], anchors: np.ndarray, tolerance_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """(S, V) frame positions and times of the sets around ``anchors``: each camera's nearest frame
+    within the tolerance, trimmed around the set's median (pairwise bound), each frame in one set
+    only; sets without any frame removed."""
+    S, V = anchors.size, len(us)
     index = np.full((S, V), -1, dtype=np.int64)
     times = np.full((S, V), np.nan)
     for v, u in enumerate(us):  # a loop over cameras, not frames
@@ -185,8 +213,7 @@ def synchronize(
         times[ok, v] = u[pick[ok]]
 
     # Trim each set around its median so that max - min <= tolerance (pairwise bound).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (no camera near an anchor)
+    with quiet_nan_warnings():  # all-NaN rows (no camera near an anchor)
         center = np.nanmedian(times, axis=1) if S else np.zeros(0)
     far = np.abs(times - center[:, None]) > tolerance_ms / 2
     index[far] = -1
@@ -206,31 +233,21 @@ def synchronize(
         losers = sorted_rows[~first]
         index[losers, v] = -1
         times[losers, v] = np.nan
-
     keep = (index >= 0).any(axis=1)
-    index, times = index[keep], times[keep]
-    skew = np.nanmax(times, axis=1) - np.nanmin(times, axis=1) if times.size else np.zeros(0)
-    # Frames missing before a camera's first or after its last frame show up only against the other
-    # cameras: count the sets there as drops, numbered on from the camera's first/last number.
-    dropped = list(dropped)
-    for v in range(V):
-        rows = np.flatnonzero(index[:, v] >= 0)
-        if rows.size == 0:
-            continue
-        fn = _numbers(None if frame_numbers is None else frame_numbers[v], ts[v], period_ms)
-        lead = np.arange(fn[index[rows[0], v]] - rows[0], fn[index[rows[0], v]])
-        tail = np.arange(fn[index[rows[-1], v]] + 1, fn[index[rows[-1], v]] + 1 + index.shape[0] - 1 - rows[-1])
-        dropped[v] = np.concatenate([lead, dropped[v], tail]).astype(np.int64)
-    unmatched = []
-    for v, u in enumerate(us):
-        used = np.zeros(u.size, dtype=bool)
-        used[index[index[:, v] >= 0, v]] = True
-        unmatched.append(np.flatnonzero(~used))
-    return SyncResult(
-        index=index, times_ms=times, skew_ms=np.asarray(skew, dtype=float), offsets_ms=offsets,
-        period_ms=float(period_ms), tolerance_ms=float(tolerance_ms),
-        dropped=tuple(dropped), duplicates=tuple(duplicates), unmatched=tuple(unmatched),
-    )
+    return index[keep], times[keep]
+
+
+def _with_edge_drops(dropped: np.ndarray, column: np.ndarray, frame_numbers, t: np.ndarray,
+                     period_ms: float) -> np.ndarray:
+    """A camera's drops plus the sets before its first / after its last frame (which show up only
+    against the other cameras), numbered on from its first / last frame number."""
+    rows = np.flatnonzero(column >= 0)
+    if rows.size == 0:
+        return dropped
+    fn = _numbers(frame_numbers, t, period_ms)
+    lead = np.arange(fn[column[rows[0]]] - rows[0], fn[column[rows[0]]])
+    tail = np.arange(fn[column[rows[-1]]] + 1, fn[column[rows[-1]]] + 1 + column.shape[0] - 1 - rows[-1])
+    return np.concatenate([lead, dropped, tail]).astype(np.int64)
 
 
 def _anchors(us: list[np.ndarray], reference: int, period: float) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reconstruction.nan_warnings import quiet_nan_warnings
+from capture.nan_warnings import quiet_nan_warnings
 
 from capture.config import load_yaml
 from capture.errors import ConfigError

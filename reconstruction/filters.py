@@ -26,14 +26,19 @@ from typing import Literal
 
 import numpy as np
 
+from reconstruction.gaps import fill_gaps, fillable, true_runs
+
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class FilterConfig:
-    """Filter choice and parameters (these defaults are the only defaults).
+    """Filter choice and parameters (section ``filters``; these defaults are the only defaults).
 
     Attributes:
+        enabled: filter the offline result after the refinement (off by default: the refinement
+            already smooths, and on every simulated session the filter moved the result further from
+            the truth). The live view always filters, causally (``one_euro``).
         kind: "butterworth", "one_euro", "kalman" or "none".
         cutoff_hz: Butterworth cutoff frequency.
         order: Butterworth order (per pass).
@@ -44,6 +49,7 @@ class FilterConfig:
         measurement_noise_m: Kalman measurement noise (1 sigma), metres.
     """
 
+    enabled: bool = False
     kind: Literal["butterworth", "one_euro", "kalman", "none"] = "butterworth"
     cutoff_hz: float = 6.0
     order: int = 4
@@ -65,53 +71,6 @@ class FilterConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.order < 1 or self.max_gap_frames < 0 or self.beta < 0:
             raise ValueError("order must be >= 1, max_gap_frames >= 0 and beta >= 0")
-
-
-def _gaps(valid: np.ndarray):
-    """For a (T, C) validity mask: previous and next valid frame of every frame (-1 / T if none)."""
-    T = valid.shape[0]
-    frames = np.arange(T)[:, None]
-    prev = np.maximum.accumulate(np.where(valid, frames, -1), axis=0)
-    nxt = np.minimum.accumulate(np.where(valid, frames, T)[::-1], axis=0)[::-1]
-    return prev, nxt
-
-
-def fillable(valid: np.ndarray, max_gap_frames: int) -> np.ndarray:
-    """(T, C) True for missing frames inside a gap of at most ``max_gap_frames`` between valid frames."""
-    T = valid.shape[0]
-    prev, nxt = _gaps(valid)
-    return ~valid & (prev >= 0) & (nxt < T) & (nxt - prev - 1 <= max_gap_frames)
-
-
-def fill_gaps(x: np.ndarray, max_gap_frames: int) -> np.ndarray:
-    """Linear interpolation over time of the NaN gaps of at most ``max_gap_frames`` frames.
-
-    ``x`` is (T, ...); each column (every index after T) is treated on its own. Longer gaps and the
-    ends stay NaN.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    shape = x.shape
-    flat = x.reshape(shape[0], -1)
-    valid = np.isfinite(flat)
-    T = shape[0]
-    if T == 0:
-        return x.copy()
-    prev, nxt = _gaps(valid)
-    fill = fillable(valid, max_gap_frames)
-    cols = np.arange(flat.shape[1])[None, :]
-    p = np.clip(prev, 0, T - 1)
-    n = np.clip(nxt, 0, T - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = (np.arange(T)[:, None] - prev) / (nxt - prev)
-        interp = flat[p, cols] + (flat[n, cols] - flat[p, cols]) * frac
-    out = np.where(fill, interp, flat)
-    return out.reshape(shape)
-
-
-def _segments(valid_col: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous True runs [start, end) of a 1D mask."""
-    edges = np.diff(np.concatenate([[0], valid_col.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
 def butterworth_filter(x: np.ndarray, fps: float, cutoff_hz: float = 6.0, order: int = 4,
@@ -140,7 +99,7 @@ def butterworth_filter(x: np.ndarray, fps: float, cutoff_hz: float = 6.0, order:
     for c in range(flat.shape[1]):
         patterns.setdefault(valid[:, c].tobytes(), []).append(c)
     for key, cols in patterns.items():
-        for start, end in _segments(valid[:, cols[0]]):
+        for start, end in true_runs(valid[:, cols[0]]):
             n = end - start
             if n <= 6:
                 continue

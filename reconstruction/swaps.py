@@ -24,16 +24,21 @@ from itertools import combinations
 import numpy as np
 
 from calibration.camera import Rig
+from capture.nan_warnings import quiet_nan_warnings
 from reconstruction.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class SwapConfig:
-    """Settings of the swap correction (these defaults are the only defaults).
+    """Settings of the swap correction (section ``swaps``; these defaults are the only defaults).
 
     Attributes:
+        per_view: undo left/right swaps of single views before triangulation (needs 3 or more views).
+        per_frame: undo frames whose left/right labels flipped in every view at once (needs 3 or more
+            views: two triangulate too few left/right pairs to judge, and a wrong call flips every
+            later frame).
         cap_px: per-joint reprojection errors are truncated here (one bad joint cannot decide).
         min_improvement_px: flip a view when the flipped labels' mean error is lower by this.
         min_joints: fewest left/right joints detected in the view (and triangulable) to decide; 3D:
@@ -45,6 +50,8 @@ class SwapConfig:
             not compared: the parity carries over.
     """
 
+    per_view: bool = True
+    per_frame: bool = True
     cap_px: float = 60.0
     min_improvement_px: float = 8.0
     min_joints: int = 4
@@ -202,8 +209,6 @@ def correct_swaps_3d(xyz: np.ndarray, skeleton: Skeleton, cfg: SwapConfig = Swap
     # mirrors) and over the joints found in both, both ways: with two cameras many joints are
     # missing, and a mean over different joints, or a chain through a frame that decides nothing,
     # would flip the parity of every later frame.
-    import warnings
-
     both_sides = np.all(np.isfinite(xyz[:, lr]), axis=-1) & np.all(np.isfinite(xyz[:, perm[lr]]), axis=-1)  # (T, L)
     valid = np.flatnonzero(both_sides.sum(axis=1) >= cfg.min_joints)
     parity = np.zeros(T, dtype=bool)
@@ -213,8 +218,7 @@ def correct_swaps_3d(xyz: np.ndarray, skeleton: Skeleton, cfg: SwapConfig = Swap
         e_id = np.linalg.norm(cur - prev, axis=-1)  # (K-1, L)
         e_flip = np.linalg.norm(cur_flip - prev, axis=-1)
         common = np.isfinite(e_id) & np.isfinite(e_flip)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with quiet_nan_warnings():
             d_id = np.nanmean(np.where(common, e_id, np.nan), axis=1)
             d_flip = np.nanmean(np.where(common, e_flip, np.nan), axis=1)
         with np.errstate(invalid="ignore"):

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.synthetic import ring_rig
+from reconstruction.simulation.rigs import ring_rig
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -105,7 +105,7 @@ class _BlobModel:
 
 
 def test_detect_sequence_tracks_and_redetects():
-    from reconstruction.models2d.interface import detect_sequence
+    from reconstruction.models2d.tracking import detect_sequence
 
     model = _BlobModel()
     H, W = 240, 320
@@ -142,7 +142,7 @@ def test_detect_sequence_tracks_and_redetects():
 
 
 def test_missing_view_gives_nan_not_an_error():
-    from reconstruction.models2d.interface import detect_sequence
+    from reconstruction.models2d.tracking import detect_sequence
 
     model = _BlobModel()
     img = np.zeros((100, 100, 3), np.uint8)

@@ -6,7 +6,7 @@ import pytest
 from calibration.board import BoardSpec
 from calibration.bundle_adjust import BundleAdjustConfig, Observations, bundle_adjust, project_observations
 from calibration.camera import matrix_to_rodrigues, rodrigues_to_matrix
-from calibration.synthetic_board import projected_detections, random_board_poses
+from reconstruction.simulation.boards import projected_detections, random_board_poses
 
 SPEC = BoardSpec(squares=(7, 5), square_length=0.1, marker_length=0.075)
 

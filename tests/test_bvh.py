@@ -5,15 +5,8 @@ import numpy as np
 import pytest
 
 from capture.errors import ConfigError, FileFormatError
-from reconstruction.simulation.bvh import (
-    bvh_canonical_joints,
-    forward_kinematics,
-    impose_bone_lengths,
-    load_bvh,
-    parse_bvh,
-    resample,
-    retarget_bvh,
-)
+from reconstruction.simulation.bvh import bvh_canonical_joints, forward_kinematics, impose_bone_lengths, resample, retarget_bvh
+from reconstruction.simulation.bvh_file import load_bvh, parse_bvh
 from reconstruction.skeleton import Skeleton, load_skeleton
 
 TINY = """HIERARCHY

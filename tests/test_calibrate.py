@@ -8,8 +8,8 @@ from calibration.calibrate import CalibrationConfig, calibrate, calibrate_from_d
 from calibration.camera import Rig
 from calibration.errors import CalibrationError
 from calibration.intrinsics import IntrinsicsConfig
-from calibration.synthetic import ring_rig
-from calibration.synthetic_board import projected_detections, random_board_poses, write_board_images
+from reconstruction.simulation.rigs import ring_rig
+from reconstruction.simulation.boards import projected_detections, random_board_poses, write_board_images
 
 RADIAL = (-0.05, 0.02, 0.0, 0.0, 0.0)
 
@@ -160,7 +160,7 @@ def test_images_without_a_board(tmp_path):
 def test_wrong_board_spec_suggests_squares_and_dictionary(few_images):
     root, rig, spec = few_images
     # The right spec finds the board in these images.
-    from calibration.calibrate import detect_folders, find_image_folders
+    from calibration.inputs import detect_folders, find_image_folders
 
     found, _ = detect_folders(find_image_folders(root), spec)
     assert sum(d.found for f in found.values() for d in f.values()) >= 3
@@ -185,8 +185,9 @@ def _facing_poses(rig, spec, num_frames, seed):
 
 def test_realsense_recordings_use_factory_intrinsics(tmp_path):
     pytest.importorskip("pyrealsense2")
-    from calibration.synthetic_board import render_board_view
-    from capture.recording_writer import RealSenseRecordingWriter, StreamIntrinsics
+    from reconstruction.simulation.boards import render_board_view
+    from capture.intrinsics import StreamIntrinsics
+    from capture.recording_writer import RealSenseRecordingWriter
 
     rig = ring_rig(3, radius=2.5, dist=RADIAL)
     spec = BoardSpec(squares=(5, 4), square_length=0.15, marker_length=0.11)
@@ -208,8 +209,8 @@ def test_realsense_recordings_use_factory_intrinsics(tmp_path):
 
 
 def test_videos_are_sampled_and_matched_by_frame_index(tmp_path):
-    from calibration.calibrate import detect_videos
-    from calibration.synthetic_board import render_board_view
+    from calibration.inputs import detect_in_stream
+    from reconstruction.simulation.boards import render_board_view
 
     rig = ring_rig(2, radius=2.5, dist=RADIAL)
     spec = BoardSpec(squares=(5, 4), square_length=0.15, marker_length=0.11)
@@ -220,7 +221,7 @@ def test_videos_are_sampled_and_matched_by_frame_index(tmp_path):
         for pose in poses:
             writer.write(cv2.cvtColor(render_board_view(cam, spec, *pose)[0], cv2.COLOR_GRAY2BGR))
         writer.release()
-    detections, sizes = detect_videos(tmp_path, spec, step=2)
+    detections, sizes, _ = detect_in_stream(tmp_path, spec, "videos", step=2)
     assert sorted(detections) == ["cam0", "cam1"] and sizes["cam0"] == (640, 480)
     assert sorted(detections["cam0"]) == ["000000", "000002", "000004"]
     found = sum(d.found for frames in detections.values() for d in frames.values())

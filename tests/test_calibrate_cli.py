@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from calibration.board import BoardSpec
-from calibration.synthetic import ring_rig
-from calibration.synthetic_board import random_board_poses, write_board_images
+from reconstruction.simulation.rigs import ring_rig
+from reconstruction.simulation.boards import random_board_poses, write_board_images
 from reconstruction.cli import main
 
 BOARD_YAML = """type: charuco

@@ -107,15 +107,16 @@ def test_sigint_finalizes_files_and_manifest(tmp_path, small_config):
 
 
 def test_live_depth_crops_give_the_same_points_as_full_images():
-    from reconstruction.cli.capture import crop_depth_views, render_simulated_frames
-    from reconstruction.depth_fusion import DepthFusionConfig, lift_keypoints_with_depth
+    from reconstruction.depth.config import DepthFusionConfig
+    from reconstruction.depth.reading import crop_depth_views, lift_keypoints_with_depth
+    from reconstruction.simulation.live import render_loop
     from reconstruction.simulation.detections import simulate_detections
     from reconstruction.simulation.session import SimulationConfig, build_rig
 
     rig = build_rig(SimulationConfig(cameras=3, resolution=(320, 240)))
-    frames = render_simulated_frames(rig, 30, 1 / 30, 0)
-    kp = simulate_detections(frames["keypoints2d"][:1], 2.0, 0.0, True, np.random.default_rng(0))
-    depths = [frames["depth"][v, 0] for v in range(3)]
+    frames = render_loop(rig, 30, 1 / 30, 0)
+    kp = simulate_detections(frames.keypoints2d[:1], 2.0, 0.0, True, np.random.default_rng(0))
+    depths = [frames.depth[v, 0] for v in range(3)]
     cfg = DepthFusionConfig(estimate_offsets=False, temporal_window=0)
     full = lift_keypoints_with_depth(kp, np.stack(depths)[None], 0.001, rig, cfg=cfg)
     kp_crop, crops, crop_rig = crop_depth_views(kp[0], depths, rig, cfg.reach_px + 2)

@@ -6,8 +6,8 @@ import pytest
 
 from calibration.rig_io import load_rig, save_rig
 from reconstruction.cli import main
-from reconstruction.keypoints2d_io import read_keypoints2d
-from reconstruction.points3d_io import Points3D, read_points3d, write_points3d
+from reconstruction.formats.keypoints2d import read_keypoints2d
+from reconstruction.formats.points3d import Points3D, read_points3d, write_points3d
 
 
 def test_convert_rig_through_every_writable_format(tmp_path, rig4, capsys):

@@ -39,8 +39,8 @@ def test_demo_runs_and_prints_its_accuracy(tmp_path, capsys):
 
 
 def test_distance_to_reference_finds_the_frame_shift(tmp_path):
-    from reconstruction.cli.demo import distance_to_reference
-    from reconstruction.points3d_io import Points3D, write_points3d
+    from reconstruction.evaluation import distance_to_reference
+    from reconstruction.formats.points3d import Points3D, write_points3d
     from reconstruction.skeleton import load_skeleton
 
     skeleton = load_skeleton("coco17")
@@ -62,8 +62,8 @@ def test_align_rig_undoes_a_rigid_motion_and_reports_what_remains():
     from scipy.spatial.transform import Rotation
 
     from calibration.camera import Rig
-    from calibration.synthetic import ring_rig
-    from reconstruction.cli.demo import align_rig
+    from reconstruction.simulation.rigs import ring_rig
+    from calibration.rig_alignment import align_rig
 
     truth = ring_rig(4, 3.0, 1.5)
     Q = Rotation.from_euler("xyz", [10, -20, 75], degrees=True).as_matrix()  # X_other = Q X_truth + s
@@ -74,8 +74,8 @@ def test_align_rig_undoes_a_rigid_motion_and_reports_what_remains():
     moved[2] = replace(moved[2], R=turn @ moved[2].R, t=turn @ moved[2].t)
     placed, acc = align_rig(Rig(tuple(reversed(moved))), truth)  # any order: matched by name
     assert placed.names == truth.names
-    np.testing.assert_allclose(acc["position_m"], 0.0, atol=1e-9)
-    np.testing.assert_allclose(acc["rotation_deg"], [0.0, 0.0, 1.0, 0.0], atol=1e-4)  # arccos near 1
-    np.testing.assert_allclose(acc["R"], Q.T, atol=1e-9)
+    np.testing.assert_allclose(acc.position_m, 0.0, atol=1e-9)
+    np.testing.assert_allclose(acc.rotation_deg, [0.0, 0.0, 1.0, 0.0], atol=1e-4)  # arccos near 1
+    np.testing.assert_allclose(acc.R, Q.T, atol=1e-9)
     np.testing.assert_allclose(placed.cameras[0].R, truth.cameras[0].R, atol=1e-9)
     np.testing.assert_allclose(placed.cameras[0].t, truth.cameras[0].t, atol=1e-9)

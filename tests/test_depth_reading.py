@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 
 from calibration.camera import Rig
-from reconstruction.depth_fusion import (
-    DepthFusionConfig,
-    lift_head_with_depth,
-    lift_keypoints_with_depth,
-    robust_window_depth,
-)
+from reconstruction.depth.config import DepthFusionConfig
+from reconstruction.depth.reading import lift_keypoints_with_depth, lift_midpoints_with_depth, robust_window_depth
 from test_depth_fusion import DEPTH_SCALE, render_spheres, sphere_scene
+
+
+def _head_surface(depth, depth_scale, rig, heads, cfg):
+    """The head's visible surface (T, V, 3) and its variance (T, V) on each view's ray through the head
+    centres ``heads`` (T, 3): the midpoint reading with the head's radius and disc fraction."""
+    surface, var = lift_midpoints_with_depth(depth, depth_scale, rig, np.asarray(heads, dtype=float)[:, None],
+                                             np.array([cfg.head_radius_m]), cfg.head_window_fraction, cfg)
+    return surface[:, :, 0], var[:, :, 0]
 
 
 def _disc_count(r: float) -> int:
@@ -205,7 +209,7 @@ def test_head_surface_lies_on_the_ray_to_the_centre_one_radius_short(rig4):
     depth = _head_scene(rig4, heads)
     # A small disc (a quarter of the radius): the sphere's curvature inside it is ~1 mm.
     cfg = DepthFusionConfig(head_window_fraction=0.25)
-    surface, var = lift_head_with_depth(depth, DEPTH_SCALE, rig4, heads, cfg)
+    surface, var = _head_surface(depth, DEPTH_SCALE, rig4, heads, cfg)
     assert surface.shape == (4, 4, 3) and var.shape == (4, 4)
     along, across, r = _along_and_across(surface, rig4, heads)
     known = np.isfinite(heads[:, 0])
@@ -224,7 +228,7 @@ def test_head_surface_with_the_default_disc_is_behind_by_the_curvature(rig4):
     # rho_med^2 / (2 R) with rho_med^2 = (R / 2)^2 / 2, i.e. R / 16 = 5.6 mm (the pipeline estimates the
     # centre's offset from the data, so this bias does not reach the result).
     heads = np.array([[0.05, -0.1, 1.55], [0.2, 0.1, 1.4]])
-    surface, _ = lift_head_with_depth(_head_scene(rig4, heads), DEPTH_SCALE, rig4, heads, DepthFusionConfig())
+    surface, _ = _head_surface(_head_scene(rig4, heads), DEPTH_SCALE, rig4, heads, DepthFusionConfig())
     along, across, r = _along_and_across(surface, rig4, heads)
     assert np.all(across < 1e-6)
     np.testing.assert_allclose(along, r - HEAD_RADIUS + HEAD_RADIUS / 16, atol=0.0025)
@@ -242,7 +246,7 @@ def test_head_surface_ignores_a_hand_in_front_of_the_face(rig4):
     hand = C + (r - HEAD_RADIUS - 0.15) * u + 0.03 * side  # (V, 3)
     depth = _head_scene(rig4, heads, hand)
     cfg = DepthFusionConfig(head_window_fraction=0.25)
-    surface, _ = lift_head_with_depth(depth, DEPTH_SCALE, rig4, heads, cfg)
+    surface, _ = _head_surface(depth, DEPTH_SCALE, rig4, heads, cfg)
     along, _, rr = _along_and_across(surface, rig4, heads)
     np.testing.assert_allclose(along, rr - HEAD_RADIUS, atol=0.003)
     # the hand is really in the window: the plain nearest cluster reads it
@@ -257,7 +261,7 @@ def test_head_behind_the_camera_or_without_depth_is_nan(rig4):
     one = Rig((rig4.cameras[0],))
     behind = 2 * one.centers[0] - heads[0]  # mirrored through the camera centre
     depth = _head_scene(one, heads)
-    surface, var = lift_head_with_depth(depth, DEPTH_SCALE, one, behind[None], DepthFusionConfig())
+    surface, var = _head_surface(depth, DEPTH_SCALE, one, behind[None], DepthFusionConfig())
     assert np.all(np.isnan(surface)) and np.all(np.isnan(var))
-    surface, _ = lift_head_with_depth([[None]], DEPTH_SCALE, one, heads, DepthFusionConfig())
+    surface, _ = _head_surface([[None]], DEPTH_SCALE, one, heads, DepthFusionConfig())
     assert np.all(np.isnan(surface))

@@ -7,7 +7,7 @@ import pytest
 
 from calibration.board import BoardSpec
 from calibration.detect import BoardDetector, Detection, detect_image_file
-from calibration.synthetic_board import board_facing, render_board_view
+from reconstruction.simulation.boards import board_facing, render_board_view
 from capture.errors import FileFormatError
 
 CHARUCO = BoardSpec(squares=(5, 4), square_length=0.15, marker_length=0.11)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calibration.synthetic import ring_rig
+from reconstruction.simulation.rigs import ring_rig
 from reconstruction.simulation import procedural_motion, project_truth, simulate_detections
 from reconstruction.skeleton import load_skeleton
 

@@ -15,7 +15,7 @@ from capture.devices import (
     sync_roles,
 )
 from capture.errors import DeviceError
-from capture.recording_writer import StreamIntrinsics
+from capture.intrinsics import StreamIntrinsics
 from capture.simulated_cameras import D435_MODES, SimulatedBackend
 
 PORT = "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-{}/2-{}:1.0/video4linux/video0"

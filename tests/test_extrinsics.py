@@ -7,8 +7,8 @@ from calibration.calibrate import calibrate_from_detections
 from calibration.errors import CalibrationError
 from calibration.extrinsics import (board_pose_pnp, estimate_board_poses, initial_board_poses,
                                     initial_camera_poses, world_from_board)
-from calibration.synthetic import ring_rig
-from calibration.synthetic_board import board_facing, projected_detections, random_board_poses
+from reconstruction.simulation.rigs import ring_rig
+from reconstruction.simulation.boards import board_facing, projected_detections, random_board_poses
 
 SPEC = BoardSpec(squares=(7, 5), square_length=0.1, marker_length=0.075)
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from capture.recording_writer import write_test_pattern
+from capture.simulated_cameras import write_test_pattern
 from reconstruction.cli import main
 
 pytest.importorskip("pyrealsense2")

@@ -6,8 +6,8 @@ from calibration.board import BoardSpec
 from calibration.detect import Detection
 from calibration.errors import CalibrationError
 from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics
-from calibration.synthetic import ring_rig
-from calibration.synthetic_board import projected_detections, random_board_poses
+from reconstruction.simulation.rigs import ring_rig
+from reconstruction.simulation.boards import projected_detections, random_board_poses
 
 SPEC = BoardSpec(squares=(9, 6), square_length=0.08, marker_length=0.06)
 

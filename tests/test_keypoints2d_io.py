@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from capture.errors import FileFormatError
-from reconstruction.keypoints2d_io import (
+from reconstruction.formats.keypoints2d import (
     Keypoints2D,
     OpenPoseReadError,
     read_keypoints2d,

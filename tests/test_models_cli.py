@@ -122,7 +122,7 @@ def test_detect2d_cli_on_a_short_video(shared_dir, tmp_path, capsys):
     rc = main(["detect2d", "--model", "movenet-lightning", "--video", str(src), str(src), "--cameras", "a", "b",
                "--output", str(out), "--weights-dir", str(wdir), "--max-frames", "3"])
     assert rc == 0, capsys.readouterr().err
-    from reconstruction.keypoints2d_io import read_keypoints2d
+    from reconstruction.formats.keypoints2d import read_keypoints2d
 
     kp = read_keypoints2d(out)
     assert kp.keypoints.shape == (3, 2, 17, 3) and kp.cameras == ("a", "b") and kp.fps == pytest.approx(60, abs=1)

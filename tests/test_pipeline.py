@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from capture.errors import ConfigError
-from reconstruction.depth_fusion import joint_offsets, lift_keypoints_with_depth
-from reconstruction.keypoints2d_io import Keypoints2D
+from reconstruction.depth.offsets import joint_offsets
+from reconstruction.depth.reading import lift_keypoints_with_depth
+from reconstruction.formats.keypoints2d import Keypoints2D
 from reconstruction.pipeline import (
     DEFAULT_CONFIG,
     Detections2D,
@@ -66,7 +67,7 @@ def test_depth_fusion_improves_the_final_3d(scene):
 def test_pipeline_depth_path_beats_the_same_pipeline_without_depth(scene):
     # The pipeline's own lift (depth read at the first 3D estimate, limb middles, the head): 6.1 vs
     # 8.3 mm on this 1 s clip (ratio 0.74; 0.70 on the 3 s benchmark session, 0.61-0.71 on 7 sessions).
-    from reconstruction.pipeline import lift_depth
+    from reconstruction.pipeline.offline import lift_chunk_depth as lift_depth
 
     cfg = ReconstructionConfig()
     skeleton = scene["skeleton"]
@@ -77,10 +78,11 @@ def test_pipeline_depth_path_beats_the_same_pipeline_without_depth(scene):
     without = reconstruct_keypoints(scene["det"], scene["rig"], skeleton, off, 30.0)
     e_with, e_without = _mpjpe(with_depth.xyz, scene["xyz"]), _mpjpe(without.xyz, scene["xyz"])
     assert e_with < 0.0075 and e_with < 0.8 * e_without, (e_with, e_without)
-    assert with_depth.depth_noise["segment_points"] > 200 and with_depth.depth_noise["head_points"] > 50
+    noise = with_depth.depth_noise.report(skeleton)
+    assert noise["segment_points"] > 200 and noise["head_points"] > 50
     # the limbs' radii measured from the data: a few centimetres (the simulator's capsules: 2.8-4.4 cm);
     # a bone with too few reliable frames in this 1 s clip is not measured (NaN: no reading)
-    radii = np.array(list(with_depth.depth_noise["segment_offsets_m"].values()))
+    radii = np.array(list(noise["segment_offsets_m"].values()), dtype=float)
     measured = radii[np.isfinite(radii)]
     assert len(measured) >= 3 and np.all((measured > 0.015) & (measured < 0.06)), radii
 
@@ -120,7 +122,7 @@ def test_default_config_file_loads_and_unknown_keys_are_named(tmp_path):
 
 
 def test_outputs_from_precomputed_2d(scene, tmp_path):
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.points3d import read_points3d
 
     kp = Keypoints2D(scene["det"], tuple(scene["rig"].names), scene["skeleton"].joint_names, 30.0)
     cfg = ReconstructionConfig()
@@ -176,7 +178,7 @@ def test_a_left_right_swap_in_one_view_is_undone(scene):
     # The corrected 2D is the clean one where the swap was undone.
     undone = fixed.swapped[:, 1] & (np.arange(T) >= 5) & (np.arange(T) < 21)
     np.testing.assert_array_equal(fixed.keypoints2d[undone, 1], clean[undone, 1])
-    off = replace(cfg, swaps_2d=False, depth_fusion=replace(cfg.depth_fusion, enabled=False))
+    off = replace(cfg, swaps=replace(cfg.swaps, per_view=False), depth_fusion=replace(cfg.depth_fusion, enabled=False))
     on = replace(cfg, depth_fusion=replace(cfg.depth_fusion, enabled=False))
     e_fixed = _mpjpe(reconstruct_keypoints(swapped, rig, skeleton, on, 30.0).xyz, scene["xyz"])
     e_swapped = _mpjpe(reconstruct_keypoints(swapped, rig, skeleton, off, 30.0).xyz, scene["xyz"])
@@ -192,7 +194,7 @@ def test_frames_swapped_in_every_view_are_flipped_back(scene):
     result = reconstruct_keypoints(det, scene["rig"], skeleton, cfg, 30.0)
     assert result.flipped_3d[10:15].all() and result.flipped_3d.sum() == 5
     assert _mpjpe(result.xyz, scene["xyz"]) < 0.02
-    off = replace(cfg, swaps_3d=False)
+    off = replace(cfg, swaps=replace(cfg.swaps, per_frame=False))
     left = skeleton.joint_names.index("left_ankle")
     wrong = reconstruct_keypoints(det, scene["rig"], skeleton, off, 30.0).xyz[12, left]
     truth = scene["xyz"][12, left]
@@ -202,8 +204,8 @@ def test_frames_swapped_in_every_view_are_flipped_back(scene):
 def test_triangulate_cli_takes_the_frame_rate_and_reports_sequence_quality(scene, tmp_path):
     from calibration.rig_io import save_rig
     from reconstruction.cli import main
-    from reconstruction.keypoints2d_io import write_keypoints2d
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.keypoints2d import write_keypoints2d
+    from reconstruction.formats.points3d import read_points3d
 
     kp_path = write_keypoints2d(tmp_path / "kp.npz", Keypoints2D(scene["det"], tuple(scene["rig"].names),
                                                                  scene["skeleton"].joint_names, 30.0))
@@ -250,7 +252,7 @@ def test_model_path_is_chunked_and_resumable_from_the_cache(tmp_path, monkeypatc
                                                             clock_offsets_ms=(0.0, 0.0), seed=5))
     truth = np.load(sim.ground_truth)
     model = _CountingModel(truth["keypoints2d"], tuple(map(str, truth["joint_names"])))
-    monkeypatch.setattr(pipeline, "load_model2d", lambda name, cfg: model)
+    monkeypatch.setattr(pipeline.offline, "load_model2d", lambda name, cfg: model)
     cfg = ReconstructionConfig(chunk_frames=4, model2d=pipeline.Model2DConfig(detector="full"),
                                output=pipeline.OutputConfig(overlay_video=False))
     session = pipeline.open_session([sim.out_dir], sim.rig)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from capture.errors import FileFormatError
-from reconstruction.points3d_io import Points3D, read_points3d, trc_to_world, world_to_trc, write_points3d
+from reconstruction.formats.points3d import Points3D, read_points3d, trc_to_world, world_to_trc, write_points3d
 
 NAMES = ("left_hip", "right_hip", "neck")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from calibration.rig_io import load_rig
-from reconstruction.keypoints2d_io import read_keypoints2d
-from reconstruction.points3d_io import read_points3d
+from reconstruction.formats.keypoints2d import read_keypoints2d
+from reconstruction.formats.points3d import read_points3d
 
 log = logging.getLogger(__name__)
 SESSION = "data/pose2sim_demo/S00_Demo_Session"
@@ -58,7 +58,7 @@ def test_wrong_axis_mapping_would_be_caught(demo):
     puts the points far from the 2D (so the test above can fail)."""
     from dataclasses import replace
 
-    from reconstruction.points3d_io import world_to_trc
+    from reconstruction.formats.points3d import world_to_trc
 
     rig, points, kp = demo
     raw = replace(points, xyz=world_to_trc(points.xyz))  # TRC axes taken as world axes

@@ -5,14 +5,12 @@ import numpy as np
 import pytest
 
 from capture.errors import RecordingError
-from capture.recording import (
-    RealSenseReader,
-    align_depth_to_color,
-    index_recording,
-    read_frames,
-    read_recording_info,
-)
-from capture.recording_writer import RealSenseRecordingWriter, StreamIntrinsics, write_test_pattern
+from capture.align import align_depth_to_color
+from capture.intrinsics import StreamIntrinsics
+from capture.realsense_file import RealSenseReader
+from capture.recording import index_recording, read_frames, read_recording_info
+from capture.recording_writer import RealSenseRecordingWriter
+from capture.simulated_cameras import write_test_pattern
 from capture.stream import FrameSetStream
 
 rs = pytest.importorskip("pyrealsense2")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from reconstruction.bone_lengths import estimate_bone_lengths
-from reconstruction.refine import DepthObservations, RefinementConfig, refine_sequence
+from reconstruction.depth.residuals import DepthObservations
+from reconstruction.refine import RefinementConfig, refine_sequence
 from reconstruction.simulation import procedural_motion, project_truth, simulate_detections
 from reconstruction.skeleton import load_skeleton
 from reconstruction.triangulation import triangulate
@@ -154,7 +155,8 @@ def test_all_nan_input_gives_nan_not_an_error(rig4, skeleton):
 
 
 def _bvh_case(shared_dir, rig, skeleton, T, outliers, occlusion, seed=0):
-    from reconstruction.simulation.bvh import load_bvh, retarget_bvh
+    from reconstruction.simulation.bvh import retarget_bvh
+    from reconstruction.simulation.bvh_file import load_bvh
 
     path = shared_dir / "data" / "mocap" / "131_02.bvh"
     if not path.is_file():

@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from reconstruction.refine import DepthObservations, RefinementConfig, refine_sequence
+from reconstruction.depth.residuals import DepthObservations
+from reconstruction.refine import RefinementConfig, refine_sequence
 from reconstruction.simulation import procedural_motion, project_truth
 from reconstruction.skeleton import load_skeleton
 from reconstruction.triangulation import triangulate

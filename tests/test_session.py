@@ -14,8 +14,10 @@ import pytest
 from capture.capture_config import capture_config_from_mapping
 from capture.devices import plan_capture
 from capture.errors import ConfigError
-from capture.recording_writer import StreamIntrinsics
-from capture.session import CaptureSession, clock_statistics, load_manifest, prepare_output_dir
+from capture.health import clock_statistics
+from capture.intrinsics import StreamIntrinsics
+from capture.session import CaptureSession
+from capture.session_folder import load_manifest, prepare_output_dir
 from capture.simulated_cameras import SimulatedBackend, SimulatedTiming
 
 W, H, FPS, L = 320, 240, 30, 8

@@ -224,10 +224,11 @@ def test_moving_board_recordings(tmp_path):
 
 
 def test_board_motion_shows_the_board_to_every_camera_and_pairs_of_neighbours():
-    from calibration.synthetic_board import projected_detections
+    from reconstruction.simulation.boards import projected_detections
     from capture.config import section_from_mapping
     from calibration.board import BoardSpec
-    from reconstruction.simulation.session import SIMULATION_BOARD, _board_poses, build_rig
+    from reconstruction.simulation.boards import board_tour as _board_poses
+    from reconstruction.simulation.session import SIMULATION_BOARD, build_rig
 
     cfg = SimulationConfig(cameras=4)
     rig = build_rig(cfg)
@@ -246,7 +247,7 @@ def test_board_motion_shows_the_board_to_every_camera_and_pairs_of_neighbours():
 
 def test_rig_file_cameras_take_serial_names(tmp_path):
     from calibration.rig_io import save_rig
-    from calibration.synthetic import ring_rig
+    from reconstruction.simulation.rigs import ring_rig
 
     source = ring_rig(3, radius=2.5)
     rig_file = save_rig(source, tmp_path / "mine.toml", "toml")

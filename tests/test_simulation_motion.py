@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calibration.synthetic import ring_rig
+from reconstruction.simulation.rigs import ring_rig
 from reconstruction.simulation import canonical_body_map, procedural_motion
 from reconstruction.skeleton import Skeleton, builtin_skeletons, load_skeleton
 

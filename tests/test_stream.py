@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from capture.errors import RecordingError
-from capture.recording_writer import write_test_pattern
+from capture.simulated_cameras import write_test_pattern
 from capture.stream import FrameSetStream
 
 pytest.importorskip("pyrealsense2")

@@ -98,7 +98,7 @@ def _tf_conv_reference(x, w, b, stride, depthwise=False):
 
 def test_graph_to_torch_matches_tf_semantics(tmp_path, rng):
     torch = pytest.importorskip("torch")
-    from reconstruction.models2d.movenet import TFGraphNet
+    from reconstruction.models2d.tfgraph import TFGraphNet
 
     w1 = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
     b1 = rng.normal(size=(4,)).astype(np.float32)
@@ -143,7 +143,7 @@ def test_graph_to_torch_matches_tf_semantics(tmp_path, rng):
 
 def test_unknown_op_is_refused(tmp_path):
     pytest.importorskip("torch")
-    from reconstruction.models2d.movenet import TFGraphNet
+    from reconstruction.models2d.tfgraph import TFGraphNet
 
     nodes = [{"name": "input", "op": "Placeholder"}, {"name": "kpt_heatmap_0/x", "op": "Erf", "input": ["input"]}]
     path = _write_model(tmp_path, nodes, {})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from calibration.camera import Rig
-from calibration.synthetic import ring_rig
+from reconstruction.simulation.rigs import ring_rig
 from reconstruction.simulation import procedural_motion
 from reconstruction.triangulation import Triangulation3D, TriangulationConfig, triangulate, triangulation_summary
 
@@ -153,7 +153,7 @@ def test_min_views_three_drops_two_view_points(rig4):
 
 
 def test_long_recordings_are_solved_in_chunks_with_the_same_result(rig4, monkeypatch):
-    import reconstruction.triangulation as module
+    import reconstruction.triangulation.robust as module
 
     xyz, kp = _truth(rig4, frames=30)
     kp[::3, 1, :, :2] += 90.0
@@ -181,7 +181,7 @@ def test_summary_reports_cameras_joints_and_exclusions(rig4):
 
 def _write_inputs(tmp_path, rig, kp, cameras=None, joint_names=None):
     from calibration.rig_io import save_rig
-    from reconstruction.keypoints2d_io import Keypoints2D, write_keypoints2d
+    from reconstruction.formats.keypoints2d import Keypoints2D, write_keypoints2d
     from reconstruction.skeleton import load_skeleton
 
     rig_path = save_rig(rig, tmp_path / "rig.yaml")
@@ -192,7 +192,7 @@ def _write_inputs(tmp_path, rig, kp, cameras=None, joint_names=None):
 
 def test_cli_writes_points_quality_and_summary(tmp_path, rig4, capsys):
     from reconstruction.cli import main
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.points3d import read_points3d
 
     xyz, kp = _truth(rig4, frames=8)
     kp[:, 2, :, :2] += 80.0  # camera 2 is always wrong
@@ -212,7 +212,7 @@ def test_cli_writes_points_quality_and_summary(tmp_path, rig4, capsys):
 
 def test_cli_trc_output_and_min_views(tmp_path, rig4):
     from reconstruction.cli import main
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.points3d import read_points3d
 
     xyz, kp = _truth(rig4, frames=4)
     kp[:, 2:, :3] = np.nan  # joints 0-2: two views only
@@ -258,7 +258,7 @@ def test_cli_one_camera_rig_is_refused(tmp_path, rig4, capsys):
 
 def test_cli_all_nan_keypoints_give_nan_points(tmp_path, rig4, capsys):
     from reconstruction.cli import main
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.points3d import read_points3d
 
     kp = np.full((3, 4, 17, 3), np.nan)
     rig_path, kp_path = _write_inputs(tmp_path, rig4, kp)
@@ -272,7 +272,7 @@ def test_cli_all_nan_keypoints_give_nan_points(tmp_path, rig4, capsys):
 
 def test_cli_refine_runs_the_sequence_refinement(tmp_path, rig4):
     from reconstruction.cli import main
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.points3d import read_points3d
 
     xyz, kp = _truth(rig4, frames=12)
     kp[..., :2] += np.random.default_rng(0).normal(scale=1.0, size=kp[..., :2].shape)
@@ -290,8 +290,8 @@ def test_pose2sim_demo_reprojection_beats_pose2sim(shared_dir):
     """Median reprojection error over every view scored >= 0.3 (used or not): Pose2Sim's own 3D
     gives 10.7 px on the same data; the 3D stays close to Pose2Sim's."""
     from calibration.rig_io import load_rig
-    from reconstruction.keypoints2d_io import read_keypoints2d
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.keypoints2d import read_keypoints2d
+    from reconstruction.formats.points3d import read_points3d
 
     session = shared_dir / "data/pose2sim_demo/S00_Demo_Session"
     trial = session / "S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"
@@ -310,7 +310,7 @@ def test_pose2sim_demo_reprojection_beats_pose2sim(shared_dir):
 
 def test_cli_on_the_pose2sim_demo_openpose_folder_to_c3d(shared_dir, tmp_path, capsys):
     from reconstruction.cli import main
-    from reconstruction.points3d_io import read_points3d
+    from reconstruction.formats.points3d import read_points3d
 
     session = shared_dir / "data/pose2sim_demo/S00_Demo_Session"
     trial = session / "S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"

@@ -37,7 +37,7 @@ def run(args) -> int:
         print(f"{args.output}: {len(rig)} cameras ({', '.join(rig.names)})")
         return 0
     if args.kind == "keypoints":
-        from reconstruction.keypoints2d_io import read_keypoints2d, write_keypoints2d
+        from reconstruction.formats.keypoints2d import read_keypoints2d, write_keypoints2d
 
         cameras = None
         if args.rig:
@@ -54,7 +54,7 @@ def run(args) -> int:
         return 0
     from dataclasses import replace
 
-    from reconstruction.points3d_io import read_points3d, write_points3d
+    from reconstruction.formats.points3d import read_points3d, write_points3d
 
     points = read_points3d(args.input)
     if args.fps:

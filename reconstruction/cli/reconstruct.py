@@ -1,4 +1,5 @@
-"""`mocap reconstruct`: recordings (RGB-D) and/or videos + a calibration -> 3D skeleton, quality, overlays."""
+"""`mocap reconstruct`: recordings (RGB-D) and/or videos + a calibration -> 3D skeleton, quality, overlays
+(``reconstruction.pipeline.offline``)."""
 from __future__ import annotations
 
 HELP = "reconstruct 3D motion from a session's recordings/videos and a calibration"
@@ -19,58 +20,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import logging
-    from dataclasses import replace
+    from reconstruction.pipeline.offline import ReconstructRequest, reconstruct_files, summary_lines
 
-    from calibration.rig_io import load_rig
-    from reconstruction.pipeline import (
-        check_model_name,
-        load_detections,
-        load_reconstruction_config,
-        open_session,
-        reconstruct_session,
-    )
-
-    cfg = load_reconstruction_config(args.config)
-    if args.model:
-        check_model_name(args.model)
-        cfg = replace(cfg, model2d=replace(cfg.model2d, name=args.model))
-    detections = load_detections(args.detections) if args.detections else None
-    if detections is None:
-        check_model_name(cfg.model2d.name)
-    rig = load_rig(args.calibration)
-    session = open_session(args.session, rig)
-    for note in session.notes:
-        print(f"note: {note}")
-    logging.getLogger(__name__).info("cameras: %s", ", ".join(session.rig.names))
-    out = reconstruct_session(session, cfg, args.output, detections=detections)
-    print(summary_text(out))
+    out = reconstruct_files(ReconstructRequest(session=tuple(args.session), calibration=args.calibration,
+                                               output=args.output, config=args.config, model=args.model,
+                                               detections=args.detections), say=print)
+    print("\n".join(summary_lines(out)))
     return 0
-
-
-def summary_text(out) -> str:
-    """A few lines: what was reconstructed, how well, and where the files are."""
-    q = out.quality
-    rep = q["reprojection_error_px"]
-    lines = [
-        f"{q['frames']} frame sets, {len(out.rig)} camera(s) ({', '.join(out.rig.names)}), skeleton "
-        f"{out.skeleton.name}: completeness {q['completeness']:.3f}",
-    ]
-    if len(out.rig) == 1:
-        lines.append("single camera: depth-only 3D (every joint from the depth of one view)")
-    if rep["median"] is not None:
-        lines.append(f"reprojection error: median {rep['median']:.2f} px, mean {rep['mean']:.2f} px "
-                     f"(detections with score >= {rep['min_score']})")
-    if q.get("depth_fusion"):
-        d = q["depth_vs_triangulation_m"]
-        med = d["median"]
-        lines.append(f"depth fusion: depth vs triangulation median {med * 1000:.1f} mm" if med is not None else
-                     "depth fusion: on (no joint both triangulated and depth-lifted)")
-    bone = q["bone_length_std_m"]["median_rigid"]
-    if bone is not None:
-        lines.append(f"bone-length std (median over rigid bones): {bone * 1000:.1f} mm")
-    files = out.files
-    lines.append(f"outputs in {files['quality'].rsplit('/', 1)[0]}: " + ", ".join(
-        p.rsplit("/", 1)[-1] for p in files["points3d"] + [files["quality"]] + files.get("overlays", [])
-        + ([files["plot3d"]] if "plot3d" in files else []) + [files["config"]]))
-    return "\n".join(lines)

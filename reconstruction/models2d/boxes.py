@@ -13,10 +13,11 @@ Shapes: ``T`` frames, ``V`` views, ``J`` joints, ``B`` images. Sources:
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from capture.nan_warnings import quiet_nan_warnings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,7 @@ class BackgroundDepth:
         """Median over ``(T, H, W)`` raw depth frames of the empty scene (0 = no measurement)."""
         d = np.asarray(depth_frames, dtype=np.float64) * depth_scale
         d = np.where(d > 0, d, np.nan)
-        with warnings.catch_warnings():  # all-NaN pixels (never measured) stay NaN, silently
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with quiet_nan_warnings():  # all-NaN pixels (never measured) stay NaN, silently
             return cls(depth=np.nanmedian(d, axis=0))
 
 

@@ -1,4 +1,5 @@
-"""BVH motion capture files: parsing, forward kinematics, and retargeting to one of our skeletons.
+"""BVH motion capture clips: forward kinematics, and retargeting to one of our skeletons
+(the files themselves are read by :mod:`reconstruction.simulation.bvh_file`).
 
 A BVH file holds a joint hierarchy (offsets in the parent's rest frame, rotation channels in a per-joint
 order) and one line of channel values per frame. Shape letters: ``T`` frames, ``J`` joints.
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from capture.errors import ConfigError, FileFormatError
+from capture.errors import ConfigError
+from reconstruction.simulation.bvh_file import BvhMotion
 from reconstruction.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
@@ -69,177 +69,6 @@ SYNTHESIZED_OFFSETS: dict[str, tuple[str, tuple[float, float, float]]] = {
     "left_small_toe": ("left_ankle", (0.04, -0.07, 0.14)),
     "right_small_toe": ("right_ankle", (-0.04, -0.07, 0.14)),
 }
-
-
-@dataclass(frozen=True, eq=False)
-class BvhMotion:
-    """A parsed BVH clip.
-
-    Attributes:
-        joint_names: (J,) joint names; End Sites are joints named ``<parent>_end``.
-        parents: (J,) index of each joint's parent, -1 for the root; parents come before children.
-        offsets: (J, 3) offset from the parent in the parent's rest frame, file units.
-        channels: per joint, its channel names in file order (``Xposition``, ``Zrotation``, ...).
-        motion: (T, C) channel values per frame (rotations in degrees).
-        frame_time: seconds between frames.
-        source: file name, for messages.
-    """
-
-    joint_names: tuple[str, ...]
-    parents: np.ndarray
-    offsets: np.ndarray
-    channels: tuple[tuple[str, ...], ...]
-    motion: np.ndarray
-    frame_time: float
-    source: str = "<bvh>"
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.motion.shape[0])
-
-    @property
-    def fps(self) -> float:
-        return 1.0 / self.frame_time
-
-    @property
-    def duration_s(self) -> float:
-        return (self.num_frames - 1) * self.frame_time
-
-    def index(self, name: str) -> int:
-        return self.joint_names.index(name)
-
-
-def load_bvh(path: str | Path) -> BvhMotion:
-    """Read a BVH file; a malformed file raises :class:`FileFormatError` naming the file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: BVH file not found") from None
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read BVH file ({exc.strerror})") from None
-    return parse_bvh(text, str(path))
-
-
-def parse_bvh(text: str, source: str = "<bvh>") -> BvhMotion:
-    """Parse BVH text (HIERARCHY then MOTION)."""
-    lines = text.splitlines()
-    names: list[str] = []
-    parents: list[int] = []
-    offsets: list[list[float]] = []
-    channels: list[tuple[str, ...]] = []
-    stack: list[int] = []
-    pending: int | None = None  # joint declared, its "{" not read yet
-    i = 0
-
-    def fail(message: str, line_no: int) -> FileFormatError:
-        return FileFormatError(f"{source}: line {line_no + 1}: {message}")
-
-    while i < len(lines) and not lines[i].strip():
-        i += 1
-    if i >= len(lines) or lines[i].strip().upper() != "HIERARCHY":
-        raise FileFormatError(f"{source}: not a BVH file (it must start with HIERARCHY)")
-    i += 1
-    while i < len(lines):
-        tokens = lines[i].split()
-        i += 1
-        if not tokens:
-            continue
-        key = tokens[0]
-        if key in ("ROOT", "JOINT"):
-            if len(tokens) < 2:
-                raise fail(f"{key} without a name", i - 1)
-            if key == "JOINT" and not stack:
-                raise fail("JOINT outside of ROOT", i - 1)
-            names.append(tokens[1])
-            parents.append(stack[-1] if stack else -1)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append(())
-            pending = len(names) - 1
-        elif key == "End":
-            if not stack:
-                raise fail("End Site outside of a joint", i - 1)
-            names.append(f"{names[stack[-1]]}_end")
-            parents.append(stack[-1])
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append(())
-            pending = len(names) - 1
-        elif key == "{":
-            if pending is None:
-                raise fail("'{' without a joint", i - 1)
-            stack.append(pending)
-            pending = None
-        elif key == "}":
-            if not stack:
-                raise fail("unbalanced '}'", i - 1)
-            stack.pop()
-        elif key == "OFFSET":
-            if not stack or len(tokens) != 4:
-                raise fail("OFFSET needs 3 numbers inside a joint", i - 1)
-            try:
-                offsets[stack[-1]] = [float(v) for v in tokens[1:]]
-            except ValueError:
-                raise fail(f"OFFSET values are not numbers: {' '.join(tokens[1:])}", i - 1) from None
-        elif key == "CHANNELS":
-            if not stack:
-                raise fail("CHANNELS outside of a joint", i - 1)
-            try:
-                count = int(tokens[1])
-            except (IndexError, ValueError):
-                raise fail("CHANNELS needs a count", i - 1) from None
-            names_ = tuple(tokens[2:])
-            if len(names_) != count or not all(
-                len(c) == 9 and c[0] in "XYZ" and c[1:] in ("position", "rotation") for c in names_
-            ):
-                raise fail(f"bad CHANNELS line: {' '.join(tokens)}", i - 1)
-            channels[stack[-1]] = names_
-        elif key.upper() == "MOTION":
-            break
-        else:
-            raise fail(f"unexpected {key!r} in HIERARCHY", i - 1)
-    else:
-        raise FileFormatError(f"{source}: no MOTION section (the file is truncated?)")
-    if stack or not names:
-        raise FileFormatError(f"{source}: HIERARCHY is not closed (unbalanced braces)")
-
-    def header(prefix: str) -> str:
-        nonlocal i
-        while i < len(lines) and not lines[i].strip():
-            i += 1
-        if i >= len(lines) or not lines[i].strip().startswith(prefix):
-            raise FileFormatError(f"{source}: line {i + 1}: expected '{prefix}' in the MOTION section")
-        i += 1
-        return lines[i - 1].split(":", 1)[1]
-
-    try:
-        num_frames = int(header("Frames:"))
-        frame_time = float(header("Frame Time:"))
-    except ValueError:
-        raise FileFormatError(f"{source}: line {i}: Frames / Frame Time must be numbers") from None
-    if frame_time <= 0:
-        raise FileFormatError(f"{source}: Frame Time must be positive, got {frame_time}")
-    num_channels = sum(len(c) for c in channels)
-    body = " ".join(lines[i:]).split()
-    try:
-        values = np.array(body, dtype=np.float64)
-    except ValueError:
-        raise FileFormatError(f"{source}: MOTION data contains text that is not a number") from None
-    available = values.size // max(num_channels, 1)
-    if available < num_frames:
-        log.warning("%s: %d frames declared, %d present (truncated file); using those", source, num_frames, available)
-        num_frames = available
-    if num_frames < 1:
-        raise FileFormatError(f"{source}: no complete frame of motion data ({num_channels} channels per frame)")
-    motion = values[: num_frames * num_channels].reshape(num_frames, num_channels)
-    return BvhMotion(
-        joint_names=tuple(names),
-        parents=np.array(parents, dtype=np.int64),
-        offsets=np.array(offsets, dtype=np.float64),
-        channels=tuple(channels),
-        motion=motion,
-        frame_time=frame_time,
-        source=source,
-    )
 
 
 def _axis_rotation(axis: int, angle: np.ndarray) -> np.ndarray:

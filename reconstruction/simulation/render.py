@@ -425,9 +425,9 @@ def render_board_frame(renderer: CameraRenderer, spec, R_board: np.ndarray, t_bo
 
     Returns color (H, W, 3) uint8 (the printed board, grey, over the room), z16 depth (H, W) with the
     sensor model of :meth:`CameraRenderer.sensor_depth`, the true corner pixels (N, 2) and whether each
-    corner is in the image on the printed side (from :func:`calibration.synthetic_board.render_board_view`).
+    corner is in the image on the printed side (from :func:`reconstruction.simulation.boards.render_board_view`).
     """
-    from calibration.synthetic_board import render_board_view
+    from reconstruction.simulation.boards import render_board_view
 
     cam = renderer.camera
     grey = renderer.background_color.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)

@@ -35,11 +35,14 @@ from typing import Literal
 import numpy as np
 
 from calibration.camera import Camera, Rig
+from capture.atomic import atomic_path, atomic_write_text
 from capture.errors import ConfigError
+from capture.intrinsics import StreamIntrinsics
+from capture.simulated_cameras import SIMULATED_SERIAL_BASE
+from reconstruction.simulation.truth import write_ground_truth
 
 log = logging.getLogger(__name__)
 
-SERIAL_BASE = 900000000000  # 12 digits, like RealSense serials; camera v gets SERIAL_BASE + v
 # The board of the simulated calibration sequence (a 70 x 50 cm print): the 4 cm squares of
 # configs/boards/charuco_7x5.yaml are 8 pixels wide at 3 m, too small to detect reliably.
 SIMULATION_BOARD = {"type": "charuco", "squares": [7, 5], "square_length": 0.10, "marker_length": 0.075,
@@ -54,7 +57,7 @@ class SimulationConfig:
         cameras: number of cameras on the ring (ignored with ``rig_file``).
         seconds: duration; ``round(seconds * fps)`` frames.
         fps: frame rate of every stream.
-        preset: intrinsics preset, ``D435`` or ``D455`` (see calibration.synthetic.REALSENSE_PRESETS).
+        preset: intrinsics preset, ``D435`` or ``D455`` (see reconstruction.simulation.rigs.REALSENSE_PRESETS).
         resolution: (width, height); default the preset's (640x480). Intrinsics scale with it.
         ring_radius_m, ring_height_m: the ring of cameras, all looking at (0, 0, 1).
         rig_file: a rig file (any format calibration.rig_io reads) instead of the ring.
@@ -75,7 +78,7 @@ class SimulationConfig:
             ChArUco of 10 cm squares, large enough to be read from 3 m.
         board_seconds, board_fps: duration and frame rate of the board sequence (its own recordings;
             a low rate keeps it cheap). The board turns to face each camera, then the midpoint of it
-            and the next camera, in turn, one key pose every ``BOARD_KEY_S`` s (see :func:`_board_poses`).
+            and the next camera, in turn, one key pose every ``BOARD_KEY_S`` s (see :func:`reconstruction.simulation.boards.board_tour`).
     """
 
     cameras: int = 4
@@ -163,7 +166,7 @@ class SimulationResult:
 
 def build_rig(cfg: SimulationConfig) -> Rig:
     """The simulated rig: a ring of ``cfg.cameras`` cameras, or ``cfg.rig_file``; names = serials."""
-    from calibration.synthetic import REALSENSE_PRESETS, ring_rig
+    from reconstruction.simulation.rigs import REALSENSE_PRESETS, ring_rig
 
     if cfg.rig_file:
         from calibration.rig_io import load_rig
@@ -186,7 +189,7 @@ def build_rig(cfg: SimulationConfig) -> Rig:
             source = Rig(tuple(cameras))
     cameras = []
     for v, cam in enumerate(source):
-        serial = cam.serial or str(SERIAL_BASE + v)
+        serial = cam.serial or str(SIMULATED_SERIAL_BASE + v)
         if np.any(cam.dist[5:]):
             raise ConfigError(
                 f"{cfg.rig_file}: camera {cam.name!r} has rational distortion (k4-k6), which RealSense "
@@ -202,7 +205,8 @@ def build_rig(cfg: SimulationConfig) -> Rig:
 def simulated_motion(cfg: SimulationConfig, skeleton, rng: np.random.Generator) -> np.ndarray:
     """Ground-truth joints (T, J, 3), world metres, Z up."""
     if cfg.motion == "bvh":
-        from reconstruction.simulation.bvh import load_bvh, retarget_bvh
+        from reconstruction.simulation.bvh import retarget_bvh
+        from reconstruction.simulation.bvh_file import load_bvh
 
         bvh = load_bvh(cfg.bvh_path)
         return retarget_bvh(bvh, skeleton, cfg.fps, cfg.num_frames, unit_m=cfg.bvh_unit_m, up=cfg.bvh_up,
@@ -210,15 +214,6 @@ def simulated_motion(cfg: SimulationConfig, skeleton, rng: np.random.Generator) 
     from reconstruction.simulation.motion import procedural_motion
 
     return procedural_motion(skeleton, cfg.num_frames, cfg.fps, rng, height_m=cfg.height_m or 1.75)
-
-
-def _stream_intrinsics(camera: Camera):
-    from capture.recording_writer import StreamIntrinsics
-
-    coeffs = np.zeros(5)
-    coeffs[: min(camera.dist.size, 5)] = camera.dist[:5]
-    return StreamIntrinsics(camera.width, camera.height, camera.K[0, 0], camera.K[1, 1], camera.K[0, 2],
-                            camera.K[1, 2], "brown_conrady", tuple(float(c) for c in coeffs))
 
 
 def simulate_session(
@@ -229,7 +224,6 @@ def simulate_session(
     """Simulate and write a session into ``out_dir`` (created); ``progress(done, total)`` after each frame."""
     from calibration.rig_io import save_rig
     from capture.config import to_plain
-    from capture.recording_writer import RealSenseRecordingWriter
     from reconstruction.simulation.render import CameraRenderer, RenderSettings, body_model
     from reconstruction.skeleton import load_skeleton
 
@@ -250,26 +244,15 @@ def simulate_session(
         offsets = np.asarray(cfg.clock_offsets_ms, dtype=np.float64)
     else:
         offsets = timing_rng.uniform(0.0, cfg.max_clock_offset_ms, V)
-    jitter = np.clip(timing_rng.normal(0.0, cfg.jitter_ms, (T, V)), -2 * cfg.jitter_ms, 2 * cfg.jitter_ms)
-    dropped = timing_rng.random((T, V)) < cfg.drop_rate
-    true_ms = np.arange(T) * 1000.0 / cfg.fps
-    timestamps = true_ms[:, None] + offsets[None, :] + jitter
-    timestamps[dropped] = np.nan
+    timestamps, dropped = _timestamps(T, V, cfg.fps, offsets, cfg.jitter_ms, cfg.drop_rate, timing_rng)
     frame_numbers = np.arange(1, T + 1)
 
     settings = RenderSettings(preset=cfg.preset, noise=cfg.depth_noise, dropout_rate=cfg.dropout_rate)
     body = body_model(skeleton)
     renderers = [CameraRenderer(cam, body, settings) for cam in rig]
     keypoints = np.full((T, V, J, 3), np.nan)
-    recordings = tuple(out_dir / f"{cam.name}.db3" for cam in rig)
     with ExitStack() as stack:
-        writers = []
-        for cam, path in zip(rig, recordings):
-            intr = _stream_intrinsics(cam)
-            writers.append(stack.enter_context(RealSenseRecordingWriter(
-                path, cam.serial, color=intr, depth=intr, fps=cfg.fps, depth_scale=settings.depth_scale,
-                name=f"Intel RealSense {cfg.preset.split('_')[0].upper()} (simulated)",
-            )))
+        writers = _recorders(stack, out_dir, rig, cfg.fps, settings.depth_scale, cfg.preset)
         for k in range(T):
             for v, (renderer, writer) in enumerate(zip(renderers, writers)):
                 frame = renderer.render(xyz[k], render_rng)
@@ -287,22 +270,10 @@ def simulate_session(
         _simulate_board(out_dir / "board", cfg, rig, renderers, offsets, board_rng, render_rng, board_progress)
     rig_yaml = save_rig(rig, out_dir / "rig.yaml", "yaml", world="simulated: metres, Z up, floor at Z = 0")
     rig_toml = save_rig(rig, out_dir / "rig.toml", "toml")
-    truth = out_dir / "ground_truth.npz"
-    partial = out_dir / ".ground_truth.partial.npz"
-    np.savez_compressed(
-        partial,
-        xyz=xyz,
-        keypoints2d=keypoints,
-        joint_names=np.array(skeleton.joint_names),
-        cameras=np.array(rig.names),
-        timestamps_ms=timestamps,
-        clock_offsets_ms=offsets,
-        frame_numbers=frame_numbers,
-        joint_radius_m=body.joint_radius,
-        fps=np.float64(cfg.fps),
-        depth_scale=np.float64(settings.depth_scale),
-    )
-    os.replace(partial, truth)
+    truth = write_ground_truth(
+        out_dir / "ground_truth.npz", xyz=xyz, keypoints2d=keypoints, joint_names=skeleton.joint_names,
+        cameras=rig.names, timestamps_ms=timestamps, clock_offsets_ms=offsets, frame_numbers=frame_numbers,
+        fps=cfg.fps, depth_scale=settings.depth_scale, joint_radius_m=body.joint_radius)
     _write_config(out_dir / "simulation.yaml", to_plain(cfg))
     elapsed = time.perf_counter() - started
     log.info("simulated %d frames x %d cameras in %.1f s into %s (%d frames dropped)", T, V, elapsed, out_dir,
@@ -311,40 +282,28 @@ def simulate_session(
                             elapsed)
 
 
-BOARD_KEY_S = 0.5  # seconds between two key poses of the simulated board
+def _timestamps(T: int, V: int, fps: float, offsets: np.ndarray, jitter_ms: float, drop_rate: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(T, V) timestamps (ms) of frame ``k`` of camera ``v`` -- ``1000 k / fps + offsets[v]`` plus jitter
+    clipped to two sigmas, NaN where dropped -- and the (T, V) dropped mask."""
+    jitter = np.clip(rng.normal(0.0, jitter_ms, (T, V)), -2 * jitter_ms, 2 * jitter_ms)
+    dropped = rng.random((T, V)) < drop_rate
+    timestamps = (np.arange(T) * 1000.0 / fps)[:, None] + offsets[None, :] + jitter
+    timestamps[dropped] = np.nan
+    return timestamps, dropped
 
 
-def _board_poses(rig: Rig, spec, num_frames: int, fps: float, rng: np.random.Generator):
-    """Smooth board motion through the volume that shows the board to every camera, with views
-    shared by neighbours: key poses ``BOARD_KEY_S`` apart face camera 0, the midpoint of cameras
-    0 and 1 (seen by both, about 45 degrees from each on a ring), camera 1, the midpoint of 1 and
-    2, ... in turn, at random places of the volume around (0, 0, 1.1) m and randomly tilted (up to
-    20 degrees out of plane, 30 in plane); interpolated (slerp for the rotation, linear for the
-    centre). With one camera every key faces it. Returns R (T, 3, 3), t (T, 3), board -> world."""
-    from scipy.spatial.transform import Rotation, Slerp
+def _recorders(stack: ExitStack, folder: Path, rig: Rig, fps: int, depth_scale: float, preset: str) -> list:
+    """One RealSense recording writer per camera (``<serial>.db3``), closed by ``stack``."""
+    from capture.recording_writer import RealSenseRecordingWriter
 
-    from calibration.synthetic_board import board_facing
-
-    centres = rig.centers
-    V = len(centres)
-    duration = (num_frames - 1) / fps
-    keys = int(np.ceil(duration / BOARD_KEY_S)) + 1 if num_frames > 1 else 1
-    step = np.arange(keys)
-    cam = (step // 2) % V
-    toward = np.where((step % 2 == 1)[:, None] & (V > 1), 0.5 * (centres[cam] + centres[(cam + 1) % V]), centres[cam])
-    positions = np.array([0.0, 0.0, 1.1]) + rng.uniform(-1, 1, (keys, 3)) * np.array([0.5, 0.5, 0.3])
-    tilts = rng.uniform(-1, 1, (keys, 3)) * np.array([20.0, 20.0, 30.0])
-    poses = [board_facing(positions[i], toward[i], tuple(tilts[i]), spec) for i in range(keys)]  # a few keys
-    R_keys = np.stack([R for R, _ in poses])
-    centre = spec.object_points().mean(axis=0)
-    c_keys = np.stack([t + R @ centre for R, t in poses])
-    times = np.arange(num_frames) / fps
-    if keys == 1:
-        return np.repeat(R_keys, num_frames, axis=0), np.repeat(c_keys - R_keys @ centre, num_frames, axis=0)
-    key_times = step * BOARD_KEY_S
-    R = Slerp(key_times, Rotation.from_matrix(R_keys))(times).as_matrix()
-    c = np.stack([np.interp(times, key_times, c_keys[:, i]) for i in range(3)], axis=1)
-    return R, c - R @ centre
+    writers = []
+    for cam in rig:
+        intr = StreamIntrinsics.from_camera(cam)
+        writers.append(stack.enter_context(RealSenseRecordingWriter(
+            folder / f"{cam.name}.db3", cam.serial, color=intr, depth=intr, fps=fps, depth_scale=depth_scale,
+            name=f"Intel RealSense {preset.split('_')[0].upper()} (simulated)")))
+    return writers
 
 
 def _simulate_board(out_dir: Path, cfg: SimulationConfig, rig: Rig, renderers, offsets: np.ndarray,
@@ -352,28 +311,18 @@ def _simulate_board(out_dir: Path, cfg: SimulationConfig, rig: Rig, renderers, o
     """Recordings of a ChArUco board moving through the volume, its spec and ``board_truth.npz``."""
     from calibration.board import BoardSpec, load_board
     from capture.config import section_from_mapping, to_plain
-    from capture.recording_writer import RealSenseRecordingWriter
+    from reconstruction.simulation.boards import board_tour
     from reconstruction.simulation.render import render_board_frame
 
     spec = load_board(cfg.board_file) if cfg.board_file else section_from_mapping(BoardSpec, SIMULATION_BOARD)
     out_dir.mkdir(parents=True, exist_ok=True)
     T, V, N = cfg.num_board_frames, len(rig), spec.num_corners
-    R_board, t_board = _board_poses(rig, spec, T, cfg.board_fps, timing_rng)
-    jitter = np.clip(timing_rng.normal(0.0, cfg.jitter_ms, (T, V)), -2 * cfg.jitter_ms, 2 * cfg.jitter_ms)
-    dropped = timing_rng.random((T, V)) < cfg.drop_rate
-    timestamps = (np.arange(T) * 1000.0 / cfg.board_fps)[:, None] + offsets[None, :] + jitter
-    timestamps[dropped] = np.nan
+    R_board, t_board = board_tour(rig, spec, T, cfg.board_fps, timing_rng)
+    timestamps, dropped = _timestamps(T, V, cfg.board_fps, offsets, cfg.jitter_ms, cfg.drop_rate, timing_rng)
     corners = np.full((T, V, N, 2), np.nan)
     visible = np.zeros((T, V, N), dtype=bool)
     with ExitStack() as stack:
-        writers = []
-        for cam in rig:
-            intr = _stream_intrinsics(cam)
-            writers.append(stack.enter_context(RealSenseRecordingWriter(
-                out_dir / f"{cam.name}.db3", cam.serial, color=intr, depth=intr, fps=cfg.board_fps,
-                depth_scale=renderers[0].settings.depth_scale,
-                name=f"Intel RealSense {cfg.preset.split('_')[0].upper()} (simulated)",
-            )))
+        writers = _recorders(stack, out_dir, rig, cfg.board_fps, renderers[0].settings.depth_scale, cfg.preset)
         for k in range(T):
             for v, (renderer, writer) in enumerate(zip(renderers, writers)):
                 color, depth, corners[k, v], visible[k, v] = render_board_frame(
@@ -383,16 +332,13 @@ def _simulate_board(out_dir: Path, cfg: SimulationConfig, rig: Rig, renderers, o
             if progress is not None:
                 progress(k + 1, T)
     _write_config(out_dir / "board.yaml", to_plain(spec))
-    partial = out_dir / ".board_truth.partial.npz"
-    np.savez_compressed(partial, R_board=R_board, t_board=t_board, corners2d=corners, visible=visible,
-                        object_points=spec.object_points(), cameras=np.array(rig.names), timestamps_ms=timestamps,
-                        clock_offsets_ms=offsets, frame_numbers=np.arange(1, T + 1))
-    os.replace(partial, out_dir / "board_truth.npz")
+    with atomic_path(out_dir / "board_truth.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, R_board=R_board, t_board=t_board, corners2d=corners, visible=visible,
+                            object_points=spec.object_points(), cameras=np.array(rig.names), timestamps_ms=timestamps,
+                            clock_offsets_ms=offsets, frame_numbers=np.arange(1, T + 1))
 
 
 def _write_config(path: Path, data: dict) -> None:
     import yaml
 
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

@@ -22,6 +22,7 @@ import numpy as np
 
 from capture.atomic import atomic_path
 from capture.errors import FileFormatError
+from capture.names import match_names
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +95,9 @@ class OpenPoseReadError(FileFormatError):
         self.partial = partial
 
 
-def _loose(name: str) -> str:
-    name = re.sub(r"_json$", "", name.strip(), flags=re.IGNORECASE)
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
 def _match_names(have: list[str], want: list[str], what: str) -> list[int]:
-    """Index into ``have`` of each name in ``want``: exact match first, then loose match."""
-    order, missing = [], []
-    loose = [_loose(h) for h in have]
-    for name in want:
-        if name in have:
-            order.append(have.index(name))
-        elif loose.count(_loose(name)) == 1:
-            order.append(loose.index(_loose(name)))
-        else:
-            missing.append(name)
+    """Index into ``have`` of each name in ``want`` (:func:`capture.names.match_names`)."""
+    order, missing = match_names(want, have)
     if missing:
         raise FileFormatError(
             f"{what}: no views for camera(s) {', '.join(missing)} (views found: {', '.join(have)}); "
@@ -198,6 +186,55 @@ def _read_openpose_file(path: Path, num_joints: int | None, person: int | None) 
     return chosen
 
 
+def _read_view_files(files: list[list[Path]], num_joints: int | None, person: int | None):
+    """(T, V, J, 3) keypoints of the views' JSON files, frame by frame, stopping at the first
+    unreadable file: (keypoints or None when no file holds a person and none failed, the error or
+    None, the bad file or None)."""
+    frames: list[list] = []  # each V poses (J, 3) or None
+    error: FileFormatError | None = None
+    bad_path = None
+    for t in range(max(len(f) for f in files)):
+        views = []
+        try:
+            for view_files in files:
+                if t < len(view_files):
+                    pose = _read_openpose_file(view_files[t], num_joints, person)
+                    if num_joints is None and pose.shape[0]:
+                        num_joints = pose.shape[0]
+                    views.append(pose)
+                else:
+                    views.append(None)
+        except FileFormatError as exc:
+            error, bad_path = exc, view_files[t]
+            break
+        frames.append(views)
+    if num_joints is None:
+        if error is None:
+            return None, None, None
+        num_joints = 0
+    kp = np.full((len(frames), len(files), num_joints, 3), np.nan)
+    for t, views in enumerate(frames):
+        for v, pose in enumerate(views):
+            if pose is not None and pose.shape[0] == num_joints:
+                kp[t, v] = pose
+    return kp, error, bad_path
+
+
+def _default_joint_names(root: Path, num_joints: int) -> tuple[str, ...]:
+    """The joint names of the built-in skeleton with ``num_joints`` joints (25 -> body25b)."""
+    from reconstruction.skeleton import load_skeleton
+
+    name = _DEFAULT_SKELETON_BY_COUNT.get(num_joints)
+    if name is None and num_joints:
+        raise FileFormatError(
+            f"{root}: OpenPose files have {num_joints} joints and no built-in skeleton has that many; "
+            "pass a skeleton (--skeleton NAME or a skeleton YAML)"
+        )
+    if name:
+        log.info("%s: %d joints per person, read as skeleton %s", root, num_joints, name)
+    return tuple(load_skeleton(name).joint_names) if name else ()
+
+
 def read_openpose_folder(
     root: str | Path,
     skeleton=None,
@@ -227,49 +264,14 @@ def read_openpose_folder(
         skeleton = load_skeleton(skeleton)
     num_joints = skeleton.num_joints if isinstance(skeleton, Skeleton) else None
     files = [sorted(folder.glob("*.json"), key=_natural_key) for _, folder in folders]
-    num_frames = max(len(f) for f in files)
     if fps is None:
         log.warning("%s: OpenPose files carry no frame rate; assuming 30 fps (pass fps=...)", root)
         fps = 30.0
-    frames: list[np.ndarray] = []  # each (V, J, 3)
-    error: FileFormatError | None = None
-    bad_path = None
-    for t in range(num_frames):
-        views = []
-        try:
-            for v, view_files in enumerate(files):
-                if t < len(view_files):
-                    pose = _read_openpose_file(view_files[t], num_joints, person)
-                    if num_joints is None and pose.shape[0]:
-                        num_joints = pose.shape[0]
-                    views.append(pose)
-                else:
-                    views.append(None)
-        except FileFormatError as exc:
-            error, bad_path = exc, view_files[t]
-            break
-        frames.append(views)
-    if num_joints is None:
-        if error is None:
-            raise FileFormatError(f"{root}: no person in any OpenPose file, cannot tell the joint count")
-        num_joints = 0
-    kp = np.full((len(frames), len(folders), num_joints, 3), np.nan)
-    for t, views in enumerate(frames):
-        for v, pose in enumerate(views):
-            if pose is not None and pose.shape[0] == num_joints:
-                kp[t, v] = pose
-    if skeleton is None:
-        name = _DEFAULT_SKELETON_BY_COUNT.get(num_joints)
-        if name is None and num_joints:
-            raise FileFormatError(
-                f"{root}: OpenPose files have {num_joints} joints and no built-in skeleton has that many; "
-                "pass a skeleton (--skeleton NAME or a skeleton YAML)"
-            )
-        joint_names = load_skeleton(name).joint_names if name else ()
-        if name:
-            log.info("%s: %d joints per person, read as skeleton %s", root, num_joints, name)
-    else:
-        joint_names = skeleton.joint_names
+    kp, error, bad_path = _read_view_files(files, num_joints, person)
+    if kp is None:
+        raise FileFormatError(f"{root}: no person in any OpenPose file, cannot tell the joint count")
+    num_joints = kp.shape[2]
+    joint_names = skeleton.joint_names if skeleton is not None else _default_joint_names(root, num_joints)
     result = None
     if kp.shape[0] and num_joints:
         result = Keypoints2D(kp, tuple(name for name, _ in folders), joint_names, fps)

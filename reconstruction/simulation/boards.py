@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from calibration.board import BoardSpec, board_scale, render_board
-from calibration.camera import Camera
+from calibration.camera import Camera, Rig
 
 
 def board_corners_world(spec: BoardSpec, R_board: np.ndarray, t_board: np.ndarray) -> np.ndarray:
@@ -147,7 +147,7 @@ def board_facing(position: np.ndarray, toward: np.ndarray, tilt_deg: tuple[float
     printed side facing the point ``toward``, then rotated by ``tilt_deg`` (x, y, z degrees, board axes)."""
     from scipy.spatial.transform import Rotation
 
-    from calibration.synthetic import look_at
+    from reconstruction.simulation.rigs import look_at
 
     position = np.asarray(position, dtype=np.float64)
     R_look, _ = look_at(position, np.asarray(toward, dtype=np.float64))
@@ -247,3 +247,37 @@ def write_board_images(rig, spec: BoardSpec, poses: list, root, background: int 
                 ids = np.flatnonzero(visible)
                 truth[cam.name][frame] = (ids, corners[ids])
     return truth
+
+
+BOARD_KEY_S = 0.5  # seconds between two key poses of the simulated board
+
+
+def board_tour(rig: Rig, spec, num_frames: int, fps: float, rng: np.random.Generator):
+    """Smooth board motion through the volume that shows the board to every camera, with views
+    shared by neighbours: key poses ``BOARD_KEY_S`` apart face camera 0, the midpoint of cameras
+    0 and 1 (seen by both, about 45 degrees from each on a ring), camera 1, the midpoint of 1 and
+    2, ... in turn, at random places of the volume around (0, 0, 1.1) m and randomly tilted (up to
+    20 degrees out of plane, 30 in plane); interpolated (slerp for the rotation, linear for the
+    centre). With one camera every key faces it. Returns R (T, 3, 3), t (T, 3), board -> world."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    centres = rig.centers
+    V = len(centres)
+    duration = (num_frames - 1) / fps
+    keys = int(np.ceil(duration / BOARD_KEY_S)) + 1 if num_frames > 1 else 1
+    step = np.arange(keys)
+    cam = (step // 2) % V
+    toward = np.where((step % 2 == 1)[:, None] & (V > 1), 0.5 * (centres[cam] + centres[(cam + 1) % V]), centres[cam])
+    positions = np.array([0.0, 0.0, 1.1]) + rng.uniform(-1, 1, (keys, 3)) * np.array([0.5, 0.5, 0.3])
+    tilts = rng.uniform(-1, 1, (keys, 3)) * np.array([20.0, 20.0, 30.0])
+    poses = [board_facing(positions[i], toward[i], tuple(tilts[i]), spec) for i in range(keys)]  # a few keys
+    R_keys = np.stack([R for R, _ in poses])
+    centre = spec.object_points().mean(axis=0)
+    c_keys = np.stack([t + R @ centre for R, t in poses])
+    times = np.arange(num_frames) / fps
+    if keys == 1:
+        return np.repeat(R_keys, num_frames, axis=0), np.repeat(c_keys - R_keys @ centre, num_frames, axis=0)
+    key_times = step * BOARD_KEY_S
+    R = Slerp(key_times, Rotation.from_matrix(R_keys))(times).as_matrix()
+    c = np.stack([np.interp(times, key_times, c_keys[:, i]) for i in range(3)], axis=1)
+    return R, c - R @ centre
