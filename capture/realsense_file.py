@@ -177,6 +177,7 @@ class _StreamPlayback:
         self.copy_data, self.metadata, self.wanted = copy_data, metadata, wanted
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self.stop_event = threading.Event()
+        self._close_lock = threading.Lock()
         self.ended = threading.Event()
         self.count = 0
         self.sensor = None
@@ -255,20 +256,23 @@ class _StreamPlayback:
             )
 
     def close(self) -> None:
-        self.stop_event.set()
-        if self.sensor is not None:
-            try:
-                self.sensor.stop()
-                self.sensor.close()
-            except RuntimeError:
-                pass
-        while True:  # free frames still queued
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        self.sensor = self.profile = None
-        self._device = self._playback = self._ctx = None
+        """Stop the sensor and release the device; once, whichever thread calls it (the SDK aborts
+        the process when a playback is stopped twice at once)."""
+        with self._close_lock:
+            self.stop_event.set()
+            if self.sensor is not None:
+                try:
+                    self.sensor.stop()
+                    self.sensor.close()
+                except RuntimeError:
+                    pass
+            while True:  # free frames still queued
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            self.sensor = self.profile = None
+            self._device = self._playback = self._ctx = None
 
 
 class RealSenseReader:

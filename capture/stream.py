@@ -130,8 +130,7 @@ class FrameSetStream:
         self.step = int(step)
         self.decode_color, self.decode_depth = bool(color), bool(depth)
         self.sets_read = 0
-        self._stop = threading.Event()
-        self._readers: list[RealSenseReader] = []
+        self._running: list[tuple[threading.Thread, queue.Queue, threading.Event]] = []
 
     # ----------------------------------------------------------------------------------------
     def _check(self, require_depth: bool) -> None:
@@ -183,7 +182,7 @@ class FrameSetStream:
         return wanted
 
     # ----------------------------------------------------------------------------------------
-    def _stream_iter(self, v: int, key: str, first: int, wanted: set) -> Iterator:
+    def _stream_iter(self, v: int, key: str, first: int, wanted: set, readers: list) -> Iterator:
         info = self.infos[v]
         if info.kind == "video":
             return read_video_frames(info.path, start=first, wanted=wanted.__contains__)
@@ -191,20 +190,23 @@ class FrameSetStream:
             info.path, streams=(key,), wanted={key: wanted.__contains__},
             expected={key: len(self.indexes[v][key])},
         )
-        self._readers.append(reader)
+        readers.append(reader)
         return reader.stream(key)
 
-    def _produce(self, out: queue.Queue) -> None:
+    def _produce(self, out: queue.Queue, stop: threading.Event) -> None:
+        """The reader thread: assembles frame sets into ``out``; only this thread closes its readers
+        (the SDK aborts when two threads stop one playback)."""
+        readers: list[RealSenseReader] = []
+        iters: dict[tuple[int, str], Iterator] = {}
+        heads: dict[tuple[int, str], object] = {}
         try:
             V = len(self.infos)
             wanted = self._wanted()
-            iters: dict[tuple[int, str], Iterator] = {}
-            heads: dict[tuple[int, str], object] = {}
 
             def fetch(v: int, key: str, position: int):
                 k = (v, key)
                 if k not in iters:
-                    iters[k] = self._stream_iter(v, key, position, wanted.get(k, set()))
+                    iters[k] = self._stream_iter(v, key, position, wanted.get(k, set()), readers)
                 head = heads.get(k)
                 while head is None or head.position < position:
                     head = next(iters[k], None)
@@ -215,7 +217,7 @@ class FrameSetStream:
 
             index = self.sync.index
             for s in self._rows():
-                if self._stop.is_set():
+                if stop.is_set():
                     return
                 color, depth = [None] * V, [None] * V
                 stamps = np.full(V, np.nan)
@@ -243,24 +245,23 @@ class FrameSetStream:
                         depth[v] = align_depth_to_color(depth[v], info.depth_intrinsics, info.color_intrinsics,
                                                         info.depth_to_color, info.depth_scale)
                 item = FrameSet(s, self.cameras, stamps, numbers, tuple(color), tuple(depth), scales, present.copy())
-                while not self._stop.is_set():
-                    try:
-                        out.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                if not _put(out, item, stop):
+                    return
         except Exception as exc:  # handed to the consumer, raised after the sets read before it
-            out.put(exc)
+            _put(out, exc, stop)
             return
         finally:
-            for reader in self._readers:
+            heads.clear()
+            iters.clear()  # the playbacks' generators end here, in this thread
+            for reader in readers:
                 reader.close()
-        out.put(_END)
+        _put(out, _END, stop)
 
     def __iter__(self) -> Iterator[FrameSet]:
-        self._stop.clear()
         out: queue.Queue = queue.Queue(maxsize=self.readahead)
-        thread = threading.Thread(target=self._produce, args=(out,), daemon=True, name="frameset-reader")
+        stop = threading.Event()
+        thread = threading.Thread(target=self._produce, args=(out, stop), daemon=True, name="frameset-reader")
+        self._running.append((thread, out, stop))
         thread.start()
         try:
             while True:
@@ -274,24 +275,41 @@ class FrameSetStream:
                 self.sets_read += 1
                 yield item
         finally:
-            self._stop.set()
-            while thread.is_alive():
-                try:
-                    out.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            thread.join()
+            _finish(thread, out, stop)
 
     def close(self) -> None:
-        self._stop.set()
-        for reader in self._readers:
-            reader.close()
+        """Stop every reader thread of this stream and wait until it has closed its files."""
+        for thread, out, stop in self._running:
+            _finish(thread, out, stop)
+        self._running.clear()
 
     def __enter__(self) -> "FrameSetStream":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _put(out: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ``item`` into ``out`` unless ``stop`` is set first; True when it went in."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _finish(thread: threading.Thread, out: queue.Queue, stop: threading.Event) -> None:
+    """Stop a reader thread and wait for it (draining its queue so that it never blocks on it)."""
+    stop.set()
+    while thread.is_alive():
+        try:
+            out.get(timeout=0.1)
+        except queue.Empty:
+            pass
+    thread.join()
 
 
 def needs_alignment(info: RecordingInfo) -> bool:

@@ -32,11 +32,11 @@ def fill_gaps(x: np.ndarray, max_gap_frames: int) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     shape = x.shape
-    flat = x.reshape(shape[0], -1)
-    valid = np.isfinite(flat)
     T = shape[0]
     if T == 0:
         return x.copy()
+    flat = x.reshape(T, -1)
+    valid = np.isfinite(flat)
     prev, nxt = neighbour_frames(valid)
     fill = fillable(valid, max_gap_frames)
     cols = np.arange(flat.shape[1])[None, :]

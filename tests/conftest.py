@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded synthetic rig, and the ../shared data folder (skipped where absent)."""
+"""Shared fixtures: a seeded synthetic rig, a rendered RGB-D walk, a faked 2D-model registry, and the
+../shared data folder (skipped where absent). Shared plain helpers are in tests/support.py."""
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,22 @@ def rgbd_walk_scene():
     det = simulate_detections(true2d, 3.0, 0.1, True, np.random.default_rng(1),
                               image_sizes=[c.image_size for c in rig])
     return {"rig": rig, "skeleton": skeleton, "xyz": xyz, "depth": depth, "det": det}
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    """A registry with one small fake model whose checksums we know (its files' content)."""
+    import hashlib
+
+    from reconstruction.models2d import registry
+
+    content = {"fake.json": b'{"format": "graph-model"}', "fake.bin": bytes(range(256)) * 4}
+    spec = registry.ModelSpec("fake-model", "movenet-singlepose",
+                              tuple((f, hashlib.sha256(c).hexdigest()) for f, c in content.items()), "a fake")
+    monkeypatch.setattr(registry, "MODELS", {"fake-model": spec})
+    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-cache-for-tests")
+    return content
 
 
 @pytest.fixture

@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mocap {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went into a pipe that closed (`| head`): nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

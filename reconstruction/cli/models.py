@@ -19,16 +19,7 @@ def run(args) -> int:
     from reconstruction.models2d import registry
 
     if args.action == "list":
-        dirs = registry.weights_dirs(args.weights_dir)
-        print("weights folders searched: " + ", ".join(str(d) for d in dirs))
-        for name, spec in registry.MODELS.items():
-            path = registry.find_model(name, args.weights_dir)
-            state = f"present ({path.parent})" if path else "missing"
-            if path and args.verify:
-                ok = registry.verify(name, args.weights_dir)
-                state += ", checksums ok" if all(ok.values()) else ", CHECKSUM MISMATCH: " + ", ".join(
-                    f for f, good in ok.items() if not good)
-            print(f"{name:20s} {state:40s} {spec.description}")
+        print("\n".join(registry.describe_models(args.weights_dir, args.verify)))
         return 0
     names = list(registry.MODELS) if args.names == ["all"] else args.names
     for n in names:

@@ -54,6 +54,15 @@ def _head_outputs(graph: TFJSGraphModel) -> dict:
     return out
 
 
+def _head_net(graph: TFJSGraphModel, kind: str) -> TFGraphNet:
+    """The graph's feature extractor up to the four CenterNet heads MoveNet decodes."""
+    heads = _head_outputs(graph)
+    need = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
+    if any(h not in heads for h in need):
+        raise FileFormatError(f"{graph.path}: not a MoveNet {kind} graph (heads found: {sorted(heads)})")
+    return TFGraphNet(graph, {h: heads[h] for h in need})
+
+
 @dataclass(frozen=True, eq=False)
 class MoveNetHeads:
     """Raw heads for ``B`` crops: ``heatmaps (B, J, G, G)`` and ``center (B, 1, G, G)`` after sigmoid,
@@ -74,11 +83,7 @@ class MoveNetSinglePose(nn.Module):
 
     def __init__(self, graph: TFJSGraphModel):
         super().__init__()
-        heads = _head_outputs(graph)
-        need = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
-        if any(h not in heads for h in need):
-            raise FileFormatError(f"{graph.path}: not a MoveNet single-pose graph (heads found: {sorted(heads)})")
-        self.net = TFGraphNet(graph, {h: heads[h] for h in need})
+        self.net = _head_net(graph, "single-pose")
         dims = graph.signature.get("inputs", {})
         dims = next(iter(dims.values()))["tensorShape"]["dim"] if dims else None
         self.input_size = int(dims[1]["size"]) if dims else 192
@@ -157,11 +162,7 @@ class MoveNetMultiPose(nn.Module):
 
     def __init__(self, graph: TFJSGraphModel, max_people: int = 6):
         super().__init__()
-        heads = _head_outputs(graph)
-        need = ("kpt_heatmap_0", "center_0", "kpt_regress_0", "kpt_offset_0")
-        if any(h not in heads for h in need):
-            raise FileFormatError(f"{graph.path}: not a MoveNet multi-pose graph (heads found: {sorted(heads)})")
-        self.net = TFGraphNet(graph, {h: heads[h] for h in need})
+        self.net = _head_net(graph, "multi-pose")
         self.max_people = max_people
         self.distance_eps = 1.8
 

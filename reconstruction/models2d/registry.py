@@ -200,6 +200,21 @@ def fetch(names, dest: str | Path | None = None, npm: str | None = None, pack=No
     return dest
 
 
+def describe_models(weights_dir: str | Path | None = None, verify_files: bool = False) -> list[str]:
+    """Lines of ``mocap models list``: the folders searched, then each model, whether its weights
+    are present and where (``verify_files``: and whether their SHA-256 match)."""
+    lines = ["weights folders searched: " + ", ".join(str(d) for d in weights_dirs(weights_dir))]
+    for name, spec in MODELS.items():
+        path = find_model(name, weights_dir)
+        state = f"present ({path.parent})" if path else "missing"
+        if path and verify_files:
+            ok = verify(name, weights_dir)
+            state += ", checksums ok" if all(ok.values()) else ", CHECKSUM MISMATCH: " + ", ".join(
+                f for f, good in ok.items() if not good)
+        lines.append(f"{name:20s} {state:40s} {spec.description}")
+    return lines
+
+
 def load_model(name: str, device: str = "cpu", weights_dir: str | Path | None = None, **kwargs):
     """A :class:`~reconstruction.models2d.interface.KeypointModel2D` for a single-pose model name."""
     spec = get_spec(name)

@@ -439,9 +439,9 @@ def render_board_frame(renderer: CameraRenderer, spec, R_board: np.ndarray, t_bo
     tc = cam.R @ np.asarray(t_board, dtype=np.float64) + cam.t
     normal = Rc[:, 2]
     rays = renderer.rays
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # rays parallel to the board: inf, no hit
         t = float(normal @ tc) / (rays @ normal.astype(np.float32))
-    local = (t[..., None] * rays - tc) @ Rc  # board coordinates of each hit
+        local = (t[..., None] * rays - tc) @ Rc  # board coordinates of each hit
     margin = spec.square_length / 2
     width, height = spec.size_m
     z = t * rays[..., 2]
