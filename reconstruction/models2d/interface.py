@@ -93,6 +93,10 @@ class KeypointModel2D:
     def __init__(self, device: str = "cpu", half: bool | None = None, batch_size: int = 16):
         import torch
 
+        from reconstruction.models2d.allocator import keep_freed_memory
+
+        keep_freed_memory()  # activations reused between calls instead of page-faulted in again
+
         if device.startswith("cuda") and not torch.cuda.is_available():
             from capture.errors import DeviceError
 

@@ -278,6 +278,9 @@ class MultiPoseDetector:
 
     def __init__(self, path: str | Path, device: str = "cpu", long_side: int = 512, max_people: int = 6,
                  batch_size: int = 1):
+        from reconstruction.models2d.allocator import keep_freed_memory
+
+        keep_freed_memory()
         self.device = torch.device(device)
         self.net = MoveNetMultiPose.from_tfjs(path, max_people=max_people).to(self.device)
         self.long_side = int(long_side) // 32 * 32
