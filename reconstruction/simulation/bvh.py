@@ -19,6 +19,7 @@ import numpy as np
 
 from capture.errors import ConfigError
 from reconstruction.simulation.bvh_file import BvhMotion
+from reconstruction.simulation.motion import axis_rotation
 from reconstruction.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
@@ -71,19 +72,6 @@ SYNTHESIZED_OFFSETS: dict[str, tuple[str, tuple[float, float, float]]] = {
 }
 
 
-def _axis_rotation(axis: int, angle: np.ndarray) -> np.ndarray:
-    """Rotations (T, 3, 3) about a coordinate axis by ``angle`` (T,) radians."""
-    c, s = np.cos(angle), np.sin(angle)
-    R = np.zeros(angle.shape + (3, 3))
-    a, b = [k for k in range(3) if k != axis]
-    R[..., axis, axis] = 1.0
-    R[..., a, a] = c
-    R[..., b, b] = c
-    R[..., a, b] = -s
-    R[..., b, a] = s
-    return R
-
-
 def forward_kinematics(bvh: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
     """Global joint positions (T, J, 3) in file units and axes, and global rotations (T, J, 3, 3).
 
@@ -106,7 +94,7 @@ def forward_kinematics(bvh: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
             if name.endswith("position"):
                 translation[:, axis] = values
             else:
-                local = local @ _axis_rotation(axis, np.deg2rad(values))
+                local = local @ axis_rotation(axis, np.deg2rad(values))
         parent = bvh.parents[j]
         if parent < 0:
             positions[:, j] = translation + bvh.offsets[j]

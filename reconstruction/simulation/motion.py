@@ -134,8 +134,8 @@ def _as_skeleton(skeleton):
     return skeleton if isinstance(skeleton, Skeleton) else load_skeleton(skeleton)
 
 
-def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
-    """Rotations (T, 3, 3) about x (0), y (1) or z (2) by ``angle`` (T,) radians."""
+def axis_rotation(axis: int, angle: np.ndarray) -> np.ndarray:
+    """Right-handed rotations (T, 3, 3) about x (0), y (1) or z (2) by ``angle`` (T,) radians."""
     angle = np.asarray(angle, dtype=np.float64)
     c, s = np.cos(angle), np.sin(angle)
     R = np.zeros(angle.shape + (3, 3))
@@ -164,9 +164,9 @@ def _joint_angles(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
         knee = 0.08 + a * 0.55 * (0.5 + 0.5 * np.sin(g + 1.3)) ** 2
         ankle = a * 0.2 * np.sin(g + 0.6)
         s = 1.0 if side == "left" else -1.0
-        rot[f"{side}_thigh"] = _rot(0, s * (0.03 + 0.03 * np.sin(g))) @ _rot(1, -hip_flex)
-        rot[f"{side}_shank"] = _rot(1, knee)
-        rot[f"{side}_foot"] = _rot(1, -ankle)
+        rot[f"{side}_thigh"] = axis_rotation(0, s * (0.03 + 0.03 * np.sin(g))) @ axis_rotation(1, -hip_flex)
+        rot[f"{side}_shank"] = axis_rotation(1, knee)
+        rot[f"{side}_foot"] = axis_rotation(1, -ankle)
         # Arms swing against the legs; the arm is raised sideways and forwards now and then.
         k = 2 if side == "left" else 3
         raise_side = 0.12 + 1.0 * (0.5 + 0.5 * np.sin(2 * np.pi * t / 5.0 + ph[k])) ** 3
@@ -174,19 +174,19 @@ def _joint_angles(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
         flex = -a * 0.4 * np.sin(g) + raise_fwd
         elbow = 0.25 + 0.9 * (0.5 + 0.5 * np.sin(2 * np.pi * t / 3.3 + ph[k + 4])) ** 2
         twist = 0.3 * np.sin(2 * np.pi * t / 4.1 + ph[k + 6])
-        rot[f"{side}_upper_arm"] = _rot(0, s * raise_side) @ _rot(1, -flex) @ _rot(2, s * twist)
-        rot[f"{side}_forearm"] = _rot(1, -elbow)
+        rot[f"{side}_upper_arm"] = axis_rotation(0, s * raise_side) @ axis_rotation(1, -flex) @ axis_rotation(2, s * twist)
+        rot[f"{side}_forearm"] = axis_rotation(1, -elbow)
         wrist = -0.2 * np.sin(2 * np.pi * t / 2.3 + ph[k + 8])
-        rot[f"{side}_hand"] = _rot(1, wrist) @ _rot(0, np.full_like(t, s * 0.1))
+        rot[f"{side}_hand"] = axis_rotation(1, wrist) @ axis_rotation(0, np.full_like(t, s * 0.1))
     rot["torso"] = (
-        _rot(2, 0.12 * a * np.sin(gait) + 0.1 * np.sin(2 * np.pi * t / 8.0 + ph[12]))
-        @ _rot(1, 0.06 + 0.08 * np.sin(2 * np.pi * t / 6.0 + ph[13]))
-        @ _rot(0, 0.05 * np.sin(2 * np.pi * t / 5.5 + ph[14]))
+        axis_rotation(2, 0.12 * a * np.sin(gait) + 0.1 * np.sin(2 * np.pi * t / 8.0 + ph[12]))
+        @ axis_rotation(1, 0.06 + 0.08 * np.sin(2 * np.pi * t / 6.0 + ph[13]))
+        @ axis_rotation(0, 0.05 * np.sin(2 * np.pi * t / 5.5 + ph[14]))
     )
     rot["head"] = (
-        _rot(2, 0.5 * np.sin(2 * np.pi * t / 4.3 + ph[15]))
-        @ _rot(1, 0.12 + 0.15 * np.sin(2 * np.pi * t / 3.7 + ph[4]))
-        @ _rot(0, 0.06 * np.sin(2 * np.pi * t / 5.1 + ph[6]))
+        axis_rotation(2, 0.5 * np.sin(2 * np.pi * t / 4.3 + ph[15]))
+        @ axis_rotation(1, 0.12 + 0.15 * np.sin(2 * np.pi * t / 3.7 + ph[4]))
+        @ axis_rotation(0, 0.06 * np.sin(2 * np.pi * t / 5.1 + ph[6]))
     )
     # Root: along a circle around the origin at a speed proportional to the walking intensity.
     radius = rng.uniform(0.2, 0.3)
@@ -196,7 +196,7 @@ def _joint_angles(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
     w = 2 * np.pi / walk_period
     theta = ph[5] + omega * (0.55 * t - 0.45 / w * (np.cos(w * t + ph[0]) - np.cos(ph[0])))
     heading = theta + direction * np.pi / 2
-    rot["pelvis"] = _rot(2, heading) @ _rot(1, 0.02 * np.sin(2 * gait)) @ _rot(0, 0.03 * a * np.sin(gait))
+    rot["pelvis"] = axis_rotation(2, heading) @ axis_rotation(1, 0.02 * np.sin(2 * gait)) @ axis_rotation(0, 0.03 * a * np.sin(gait))
     path = np.stack([radius * np.cos(theta), radius * np.sin(theta), np.zeros_like(t)], axis=-1)
     return rot, path
 

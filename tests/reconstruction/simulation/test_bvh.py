@@ -27,6 +27,28 @@ def test_forward_kinematics_known_answer():
     np.testing.assert_allclose(rotations[1, 1], rz @ rx @ rz, atol=1e-12)
 
 
+def test_forward_kinematics_rotates_about_y_right_handed():
+    # Ry(+90 deg) maps +x to -z (right-handed, as BVH files and every reader of them have it)
+    text = """HIERARCHY
+ROOT Hips
+{
+  OFFSET 0 0 0
+  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
+  End Site
+  {
+    OFFSET 1 0 0
+  }
+}
+MOTION
+Frames: 1
+Frame Time: 0.1
+0 0 0 0 0 90
+"""
+    positions, rotations = forward_kinematics(parse_bvh(text))
+    np.testing.assert_allclose(positions[0, 1], [0.0, 0.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(rotations[0, 0], [[0, 0, 1], [0, 1, 0], [-1, 0, 0]], atol=1e-12)
+
+
 def test_impose_bone_lengths_keeps_directions(rng):
     skeleton = Skeleton("chain", ("a", "b", "c", "d"), (("a", "b"), ("b", "c"), ("c", "d")), non_rigid=(("c", "d"),))
     xyz = rng.normal(size=(5, 4, 3))
