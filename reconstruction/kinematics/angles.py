@@ -39,40 +39,16 @@ and the same with ``_l``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from capture.nan_warnings import quiet_nan_warnings
+from reconstruction.formats.joint_angles import JointAngles
 
 SIDES = {"r": "right", "l": "left"}
 PLANE_MIN_DEG = 10.0  # below this the hip-knee-ankle (shoulder-elbow-wrist) plane is not used at all
 PLANE_FULL_DEG = 20.0  # above this it alone gives the thigh's (upper arm's) Z axis
-
-
-@dataclass(frozen=True, eq=False)
-class JointAngles:
-    """A table of joint angles: ``degrees`` (T, A), NaN where undefined; ``names`` (A,); ``fps``."""
-
-    degrees: np.ndarray
-    names: tuple[str, ...]
-    fps: float
-
-    def __post_init__(self):
-        deg = np.asarray(self.degrees, dtype=np.float64)
-        names = tuple(str(n) for n in self.names)
-        if deg.ndim != 2 or deg.shape[1] != len(names):
-            raise ValueError(f"degrees must be (T, {len(names)}), got {deg.shape}")
-        object.__setattr__(self, "degrees", deg)
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "fps", float(self.fps))
-
-    def column(self, name: str) -> np.ndarray:
-        try:
-            return self.degrees[:, self.names.index(name)]
-        except ValueError:
-            raise KeyError(f"no angle {name!r} (angles: {', '.join(self.names)})") from None
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

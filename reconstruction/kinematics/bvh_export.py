@@ -340,3 +340,38 @@ def _ordered_columns(columns: list, channels: list, order: list) -> list:
     with_channels = [i for i in range(len(channels)) if channels[i]]
     by_node = dict(zip(with_channels, columns))
     return [by_node[i] for i in order if i in by_node]
+
+
+def skeleton_for_joints(joint_names, skeleton: str | None = None) -> Skeleton:
+    """The skeleton of these joints: ``skeleton`` (a name or YAML file) or the built-in one with
+    exactly these joints, else the smallest built-in one holding them all, cut down to them (a
+    Pose2Sim BODY_25B TRC has 21 of BODY_25B's 25 joints)."""
+    from reconstruction.skeleton import builtin_skeletons, load_skeleton
+
+    names = tuple(joint_names)
+    candidates = [load_skeleton(skeleton)] if skeleton else [load_skeleton(n) for n in builtin_skeletons()]
+    fitting = [s for s in candidates if set(names) <= set(s.joint_names)]
+    if not fitting:
+        raise FileFormatError(f"no skeleton holds the joints {', '.join(names)}"
+                              + (f" ({skeleton!r} lacks some)" if skeleton else "; give one with --skeleton"))
+    best = min(fitting, key=lambda s: s.num_joints)
+    if best.joint_names == names:
+        return best
+    keep = set(names)
+
+    def pairs(items):
+        return tuple(p for p in items if set(p) <= keep)
+
+    return Skeleton(name=best.name, joint_names=names, bones=pairs(best.bones), left_right=pairs(best.left_right),
+                    non_rigid=pairs(best.non_rigid))
+
+
+def write_points_bvh(path, points, skeleton: Skeleton | None = None):
+    """Write our 3D points (:class:`~reconstruction.formats.points3d.Points3D`) as a BVH file;
+    returns the :class:`BvhExport`."""
+    from reconstruction.formats.bvh import write_bvh
+
+    skeleton = skeleton or skeleton_for_joints(points.joint_names)
+    export = points_to_bvh(points.xyz, skeleton, points.fps)
+    write_bvh(path, export.bvh)
+    return export

@@ -8,10 +8,11 @@ markers) / (the same distance on the unscaled model in its default pose), both s
 (``symmetric``) or each side from its own pairs; the set-up's own manual scales are replaced by these
 and the marker-distance measurements switched off, so OpenSim's ScaleTool only applies them.
 
-The person's distance of a pair is its median over the frames where both markers are present. Our
-reconstruction holds every rigid bone at one length over the whole motion (the refinement's bone
-prior), so for our 3D this median *is* that length, not an average of a length that wobbles from
-frame to frame; the left and right factors of a segment then differ only by the person's own
+The person's distance of a pair is the mean of the middle half of its values over the frames where
+both markers are present (the interquartile mean: robust to outlying frames; Pose2Sim's 50 %
+trimmed mean). Our reconstruction holds every rigid bone at one length over the whole motion (the
+refinement's bone prior), so for our 3D this *is* that length, not an average of a length that
+wobbles from frame to frame; the left and right factors of a segment then differ only by the person's own
 asymmetry (both are reported).
 
 A measurement whose pairs the data cannot measure (a joint missing in every frame) is scaled from
@@ -50,13 +51,16 @@ class Measurement:
 @dataclass(frozen=True)
 class SegmentScale:
     """A measurement's factors: ``factor`` (the one applied), ``left``/``right`` (each side's own
-    pairs; NaN where it has none), ``source``: ``points``, ``height`` or ``median`` (see module)."""
+    pairs; NaN where it has none), ``source``: ``points``, ``height`` or ``median`` (see module);
+    ``spread``: how much the pairs' lengths change from frame to frame (1.4826 MAD / length, the
+    median over the pairs; 0 for constant bones)."""
 
     name: str
     factor: float
     left: float
     right: float
     source: str
+    spread: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -88,18 +92,22 @@ def read_scaling_setup(path: str | Path) -> tuple[Measurement, ...]:
     return tuple(out)
 
 
-def pair_lengths(markers: MarkerData, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    """(P,) median distance (m) of each marker pair over the frames where both are present; NaN
-    where a marker is not in the data or never present."""
+def pair_lengths(markers: MarkerData, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) interquartile mean distance (m) of each marker pair over the frames where both are
+    present, and (P,) its relative frame-to-frame spread (1.4826 MAD / length); NaN where a marker
+    is not in the data or never present."""
     index = {n: i for i, n in enumerate(markers.names)}
     out = np.full(len(pairs), np.nan)
+    spread = np.full(len(pairs), np.nan)
     for p, (a, b) in enumerate(pairs):
         if a in index and b in index:
             d = np.linalg.norm(markers.xyz[:, index[a]] - markers.xyz[:, index[b]], axis=-1)
             d = d[np.isfinite(d)]
             if d.size:
-                out[p] = float(np.median(d))
-    return out
+                d = np.sort(d)
+                out[p] = float(np.mean(d[d.size // 4: d.size - d.size // 4]))
+                spread[p] = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / max(out[p], 1e-12)
+    return out, spread
 
 
 def _side(pair: tuple[str, str]) -> str:
@@ -132,14 +140,14 @@ def scale_factors(measurements: Sequence[Measurement], markers: MarkerData, mode
     used = [m for m in measurements if m.apply and m.pairs]
     segments, ratios = [], {}
     for m in used:
-        data = pair_lengths(markers, m.pairs)
+        data, spread = pair_lengths(markers, m.pairs)
         model = np.array([np.linalg.norm(np.asarray(model_markers[a]) - np.asarray(model_markers[b]))
                           if a in model_markers and b in model_markers else np.nan for a, b in m.pairs])
         origin = "points"
         if not np.isfinite(data).any() and height_m:
             data, origin = _height_lengths(m.pairs, height_m), "height"
-        ratios[m.name] = (data / np.where(model > 0, model, np.nan), origin)
-    measured = [float(np.nanmean(r)) for r, s in ratios.values() if s == "points" and np.isfinite(r).any()]
+        ratios[m.name] = (data / np.where(model > 0, model, np.nan), origin, spread)
+    measured = [float(np.nanmean(r)) for r, s, _ in ratios.values() if s == "points" and np.isfinite(r).any()]
     if not measured:
         pairs = sorted({" ".join(p) for m in used for p in m.pairs})
         raise ScalingError(
@@ -149,7 +157,7 @@ def scale_factors(measurements: Sequence[Measurement], markers: MarkerData, mode
     fallback = float(np.median(measured))
     bodies: dict = {}
     for m in used:
-        r, origin = ratios[m.name]
+        r, origin, spread = ratios[m.name]
         sides = np.array([_side(p) for p in m.pairs])
         with quiet_nan_warnings():
             both = float(np.nanmean(r)) if np.isfinite(r).any() else np.nan
@@ -157,7 +165,9 @@ def scale_factors(measurements: Sequence[Measurement], markers: MarkerData, mode
             right = float(np.nanmean(r[sides == "R"])) if np.isfinite(r[sides == "R"]).any() else np.nan
         if not np.isfinite(both):
             both, left, right, origin = fallback, np.nan, np.nan, "median"
-        segments.append(SegmentScale(m.name, both, left, right, origin))
+        with quiet_nan_warnings():
+            segments.append(SegmentScale(m.name, both, left, right, origin, float(np.nanmedian(spread))
+                                         if origin == "points" and np.isfinite(spread).any() else np.nan))
         for body, axes in m.bodies:
             side_factor = right if body.endswith("_r") else left if body.endswith("_l") else both
             factor = both if symmetric or not np.isfinite(side_factor) else side_factor
