@@ -65,7 +65,7 @@ def write_joint_angles(path: str | Path, angles: JointAngles) -> Path:
                 writer = csv.writer(f)
                 writer.writerow(("frame", "time_s") + angles.names)
                 for t, row in enumerate(angles.degrees):
-                    writer.writerow([t, f"{t / angles.fps:.6f}"] + ["" if not np.isfinite(v) else f"{v:.4f}" for v in row])
+                    writer.writerow([t, f"{t / angles.fps:.9f}"] + ["" if not np.isfinite(v) else f"{v:.4f}" for v in row])
         else:
             arrays = {"angles_deg": angles.degrees, "angle_names": np.array(angles.names, dtype=str),
                       "fps": np.float64(angles.fps)}
@@ -101,5 +101,5 @@ def read_joint_angles(path: str | Path) -> JointAngles:
         times = np.array([float(r[1]) for r in rows[1:]])
     except ValueError:
         raise FileFormatError(f"{path}: a value is not a number") from None
-    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    fps = (len(times) - 1) / float(times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 1.0
     return JointAngles(values.reshape(len(rows) - 1, len(names)), names, fps)

@@ -21,8 +21,8 @@ from reconstruction.skeleton import canonical_joint_name, marker_name
 
 # marker (canonical form) -> our joints that are that point, in order of preference
 ALIASES = {
-    "c_hip": ("mid_hip", "hip", "pelvis"),
-    "hip": ("mid_hip", "c_hip", "pelvis"),
+    "chip": ("mid_hip", "hip", "pelvis"),  # canonical_joint_name("CHip")
+    "hip": ("mid_hip", "chip", "pelvis"),
     "left_big_toe": ("left_foot_index",),
     "right_big_toe": ("right_foot_index",),
 }

@@ -117,9 +117,10 @@ def coordinate_names(model_file: str | Path) -> tuple[str, ...]:
     printed: list = []
     try:
         with _captured(printed):
-            coords = osim.Model(str(model_file)).getCoordinateSet()
+            model = osim.Model(str(model_file))  # kept alive while its coordinate set is read
     except Exception as exc:
         raise OpenSimError(f"{model_file}: OpenSim cannot load this model: {_message(exc, printed)}") from None
+    coords = model.getCoordinateSet()
     return tuple(coords.get(i).getName() for i in range(coords.getSize()))
 
 
