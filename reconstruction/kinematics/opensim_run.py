@@ -110,7 +110,10 @@ def scale_and_solve(markers: MarkerData, fps: float, setup: KinematicsSetup, cfg
     files["markers_trc"] = str(trc)
     start = time.perf_counter()
     unscaled = out_dir / f"{stem}_unscaled.osim"
-    model_markers = opensim_tools.prepare_model(setup.model, setup.markers, unscaled)
+    from reconstruction.kinematics.setup_files import fixed_marker_set
+
+    marker_file = fixed_marker_set(Path(setup.markers), out_dir)
+    model_markers = opensim_tools.prepare_model(setup.model, marker_file, unscaled)
     model_file, factors = unscaled, None
     if setup.scaling is not None:
         factors = scale_factors(read_scaling_setup(setup.scaling), markers, model_markers, symmetric=cfg.symmetric,

@@ -264,3 +264,30 @@ def describe_setup(weights_dir: str | Path | None = None) -> str:
     state = f"present ({found})" if found else "missing"
     return (f"{SETUP_NAME:20s} {state:40s} Pose2Sim's OpenSim model, marker sets, scaling and IK set-ups "
             f"(from the {WHEEL} wheel; `mocap kinematics`)")
+
+
+# Pose2Sim 0.10.49's Markers_Coco17.xml puts RHip 0.40 m below the pelvis on its midline (LHip and
+# every other marker set have it at the mirror image of LHip): a COCO-17 person then scales to a
+# 0.6 pelvis and 2.2 thighs and the IK bends the knees backwards. The copy we use mirrors LHip.
+_MIRROR_FIXES = {"Markers_Coco17.xml": ("RHip", "LHip")}
+
+
+def fixed_marker_set(path: Path, out_dir: Path) -> Path:
+    """``path`` itself, or (a Pose2Sim marker set with a known wrong marker) a corrected copy in
+    ``out_dir`` whose marker is the mirror image (z -> -z on the same body) of its twin."""
+    import xml.etree.ElementTree as ET
+
+    fix = _MIRROR_FIXES.get(path.name)
+    if fix is None or FILES.get(path.name) != sha256_file(path):
+        return path
+    tree = ET.parse(path)
+    markers = {m.get("name"): m for m in tree.getroot().iter("Marker")}
+    wrong, twin = markers[fix[0]], markers[fix[1]]
+    x, y, z = (float(v) for v in twin.findtext("location").split())
+    wrong.find("location").text = f"{x!r} {y!r} {-z!r}"
+    wrong.find("socket_parent_frame").text = twin.findtext("socket_parent_frame")
+    out = Path(out_dir) / f"{path.stem}_fixed.xml"
+    tree.write(out, encoding="utf-8", xml_declaration=True)
+    log.info("%s: %s placed as the mirror image of %s (Pose2Sim's file has it on the midline): %s", path.name,
+             fix[0], fix[1], out)
+    return out
