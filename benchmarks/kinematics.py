@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from reconstruction.formats.mot import read_mot  # noqa: E402
-from reconstruction.formats.points3d import Points3D, read_points3d, trc_to_world, write_points3d  # noqa: E402
+from reconstruction.formats.points3d import Points3D, read_points3d, trc_to_world  # noqa: E402
 from reconstruction.kinematics import opensim_tools  # noqa: E402
 from reconstruction.kinematics.config import KinematicsConfig  # noqa: E402
 from reconstruction.kinematics.stage import load_person, run_kinematics  # noqa: E402
