@@ -195,7 +195,7 @@ def _bvh_case(rig, skeleton, seed: int, frames: int = 300) -> dict | None:
     from reconstruction.refine import RefinementConfig, refine_sequence
     from reconstruction.simulation import project_truth, simulate_detections
     from reconstruction.simulation.bvh import retarget_bvh
-    from reconstruction.simulation.bvh_file import load_bvh
+    from reconstruction.formats.bvh import load_bvh
     from reconstruction.triangulation import triangulate
 
     path = ROOT.parent / "shared" / "data" / "mocap" / "131_02.bvh"

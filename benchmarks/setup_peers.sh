@@ -10,5 +10,5 @@ if [ ! -x .venv-peers/bin/python ]; then
     "$PYTHON" -m venv .venv-peers
 fi
 .venv-peers/bin/python -m pip install --upgrade pip
-.venv-peers/bin/python -m pip install aniposelib pose2sim
+.venv-peers/bin/python -m pip install aniposelib pose2sim opensim==4.6
 .venv-peers/bin/python -c "import aniposelib, Pose2Sim; print('peers ready:', 'aniposelib', aniposelib.__version__ if hasattr(aniposelib, '__version__') else '', 'Pose2Sim', getattr(Pose2Sim, '__version__', ''))"

@@ -159,6 +159,17 @@ def canonical_joint_name(name: str) -> str:
     return _snake(name)
 
 
+def marker_name(joint: str) -> str:
+    """Our joint name -> the marker name of TRC files and Pose2Sim's OpenSim marker sets:
+    'left_shoulder' -> 'LShoulder', 'right_big_toe' -> 'RBigToe', 'nose' -> 'Nose'.
+    :func:`canonical_joint_name` inverts it."""
+    parts = [p for p in str(joint).strip().split("_") if p]
+    side = {"left": "L", "right": "R"}.get(parts[0], "") if parts else ""
+    if side and len(parts) > 1:
+        parts = parts[1:]
+    return side + "".join(p[:1].upper() + p[1:] for p in parts)
+
+
 def _snake(text: str) -> str:
     text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", text)
     return text.lower()

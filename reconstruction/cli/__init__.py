@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "models": "reconstruction.cli.models",
     "triangulate": "reconstruction.cli.triangulate",
     "reconstruct": "reconstruction.cli.reconstruct",
+    "kinematics": "reconstruction.cli.kinematics",
     "convert": "reconstruction.cli.convert",
 }
 

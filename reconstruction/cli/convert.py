@@ -1,7 +1,8 @@
 """``mocap convert``: rig, 2D keypoint and 3D point files between our formats and other tools'."""
 from __future__ import annotations
 
-HELP = "convert rig files (yaml/toml/opencv/easymocap/qca), 2D keypoints (OpenPose -> npz) or 3D points (npz/trc/c3d)"
+HELP = ("convert rig files (yaml/toml/opencv/easymocap/qca), 2D keypoints (OpenPose -> npz) or 3D points "
+        "(npz/trc/c3d, and -> bvh)")
 
 
 def add_arguments(parser) -> None:
@@ -19,10 +20,12 @@ def add_arguments(parser) -> None:
     kp.add_argument("--fps", type=float, help="frame rate (OpenPose files carry none; default 30)")
     kp.add_argument("--person", type=int, help="person index in each file (default: highest mean score)")
     kp.add_argument("--rig", help="rig file: order and name the views like its cameras")
-    pts = sub.add_parser("points", help="3D points between .npz, .trc and .c3d")
+    pts = sub.add_parser("points", help="3D points between .npz, .trc and .c3d, or to a .bvh animation")
     pts.add_argument("input", help=".npz, .trc or .c3d")
-    pts.add_argument("output", help=".npz, .trc or .c3d")
+    pts.add_argument("output", help=".npz, .trc, .c3d or .bvh (a skeleton rooted at the pelvis, Y up, metres)")
     pts.add_argument("--fps", type=float, help="override the frame rate")
+    pts.add_argument("--skeleton", help="skeleton of the points for .bvh (default: from the joint names)")
+    pts.add_argument("--person", help="the person to use when the NPZ holds several (its person_ids)")
 
 
 def run(args) -> int:
@@ -54,11 +57,19 @@ def run(args) -> int:
         return 0
     from dataclasses import replace
 
-    from reconstruction.formats.points3d import read_points3d, write_points3d
+    from reconstruction.formats.points3d import write_points3d
+    from reconstruction.kinematics.stage import load_person
 
-    points = read_points3d(args.input)
+    points, _ = load_person(args.input, args.person)
     if args.fps:
         points = replace(points, fps=args.fps)
+    if str(args.output).lower().endswith(".bvh"):
+        from reconstruction.kinematics.bvh_export import skeleton_for_joints, write_points_bvh
+
+        export = write_points_bvh(args.output, points, skeleton_for_joints(points.joint_names, args.skeleton))
+        print(f"{args.output}: {points.num_frames} frames, {len(export.bvh.joint_names)} BVH joints for "
+              f"{points.num_joints} points, {points.fps:g} fps")
+        return 0
     if points.quality and not str(args.output).lower().endswith(".npz"):
         log.info("quality arrays (%s) are kept only in .npz", ", ".join(points.quality))
     write_points3d(args.output, points)

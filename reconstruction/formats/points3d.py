@@ -7,8 +7,11 @@ frame (Z up), NaN where missing.
   ``quality_<name>`` (``reproj_error_px`` (T, J), ``n_views`` (T, J), ``covariance`` (T, J, 3, 3), ...).
 - TRC (OpenSim, Y up): axes are permuted as Pose2Sim does, ``X_trc = Y_world``,
   ``Y_trc = Z_world``, ``Z_trc = X_world`` (a proper rotation, so handedness is kept); reading
-  inverts it. Units ``m`` on write; ``mm``/``cm``/``m`` on read. Missing values are empty fields.
-  Joint names from other tools are mapped with :func:`reconstruction.skeleton.canonical_joint_name`.
+  inverts it. Units ``m`` on write; ``mm``/``cm``/``m`` on read. Missing values are written ``NaN``
+  (OpenSim's TRC reader rejects a row whose last fields are empty); empty fields are read as missing.
+  Marker names are written as Pose2Sim's OpenSim marker sets name them (``LShoulder``:
+  :func:`reconstruction.skeleton.marker_name`) and read back with
+  :func:`reconstruction.skeleton.canonical_joint_name`.
 - C3D (via ezc3d): world axes unchanged (C3D labs are Z up), millimetres, ``POINT:UNITS = mm``,
   a missing point has residual -1 (the C3D convention) and is NaN on read. Quality arrays are not stored.
 """
@@ -143,20 +146,22 @@ def _read_npz(path: Path) -> Points3D:
 # --- TRC -------------------------------------------------------------------------------------------
 
 def _write_trc(path: Path, points: Points3D) -> None:
+    from reconstruction.skeleton import marker_name
+
     T, J = points.num_frames, points.num_joints
     xyz = world_to_trc(points.xyz).reshape(T, 3 * J)
     lines = [
         f"PathFileType\t4\t(X/Y/Z)\t{path.name}",
         "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame\tOrigNumFrames",
         f"{points.fps:g}\t{points.fps:g}\t{T}\t{J}\tm\t{points.fps:g}\t1\t{T}",
-        "Frame#\tTime\t" + "\t\t\t".join(points.joint_names) + "\t\t",
+        "Frame#\tTime\t" + "\t\t\t".join(marker_name(n) for n in points.joint_names) + "\t\t",
         "\t\t" + "\t".join(f"X{j + 1}\tY{j + 1}\tZ{j + 1}" for j in range(J)),
         "",
     ]
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
         for t in range(T):
-            values = "\t".join("" if not np.isfinite(v) else repr(float(v)) for v in xyz[t])
+            values = "\t".join("NaN" if not np.isfinite(v) else repr(float(v)) for v in xyz[t])
             f.write(f"{t + 1}\t{t / points.fps!r}\t{values}\n")
 
 

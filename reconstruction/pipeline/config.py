@@ -15,6 +15,7 @@ from capture.atomic import atomic_write_text
 from capture.config import load_yaml, section_from_mapping, to_plain
 from reconstruction.depth.config import DepthFusionConfig
 from reconstruction.filters import FilterConfig
+from reconstruction.kinematics.config import KinematicsConfig
 from reconstruction.models2d.boxes import BoxConfig
 from reconstruction.pipeline.detect2d import Model2DConfig
 from reconstruction.pipeline.outputs import OutputConfig
@@ -48,6 +49,7 @@ class ReconstructionConfig:
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
 
     def __post_init__(self):
         if self.chunk_frames < 2:
@@ -112,6 +114,7 @@ _DEFAULTS_HEADER = """\
 # refinement      reconstruction/refine/config.py RefinementConfig
 # filters         reconstruction/filters.py FilterConfig (enabled: false by default)
 # output          reconstruction/pipeline/outputs.py OutputConfig
+# kinematics      reconstruction/kinematics/config.py KinematicsConfig (enabled: false by default)
 """
 
 

@@ -278,6 +278,10 @@ def reconstruct_files(req: ReconstructRequest, say=lambda line: None) -> Reconst
     from reconstruction.pipeline.sources import load_detections, open_session
 
     cfg = load_reconstruction_config(req.config)
+    if cfg.kinematics.enabled and cfg.kinematics.opensim:  # before hours of work, not after
+        from reconstruction.kinematics.opensim_tools import import_opensim
+
+        import_opensim()
     if req.model:
         check_model_name(req.model)
         cfg = replace(cfg, model2d=replace(cfg.model2d, name=req.model))

@@ -3,6 +3,8 @@
 Shapes: ``T`` frames, ``V`` views, ``J`` joints. Files (each written to a temporary name and renamed):
 
 - ``points3d.npz`` / ``.trc`` / ``.c3d``: the final 3D (:mod:`reconstruction.formats.points3d`);
+  ``points3d.bvh`` when ``bvh`` is among the formats (:mod:`reconstruction.kinematics.bvh_export`);
+- ``kinematics/``: joint angles, with section ``kinematics`` enabled (:mod:`reconstruction.kinematics.stage`);
 - ``keypoints2d/<camera>.npz``: the 2D of each view (our keypoints NPZ, one view each);
 - ``quality.json``: :func:`reconstruction.quality.quality_report` plus the pipeline's figures;
 - ``overlay_<camera>.mp4``: the skeleton reprojected on the colour image (:mod:`reconstruction.visual.overlay`);
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from reconstruction.pipeline.sources import Session
 
 POINT_FORMATS = ("npz", "trc", "c3d")
+OUTPUT_FORMATS = POINT_FORMATS + ("bvh",)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class OutputConfig:
     """What is written to the output folder (section ``output``).
 
     Attributes:
-        formats: 3D file types among ``npz``, ``trc``, ``c3d``.
+        formats: 3D file types among ``npz``, ``trc``, ``c3d`` and ``bvh`` (an animation).
         keypoints2d: write the 2D of each view (``keypoints2d/<camera>.npz``).
         overlay_video: write ``overlay_<camera>.mp4`` (skeleton on the colour image).
         overlay_max_width: overlay frames wider than this are scaled down.
@@ -58,18 +61,25 @@ class OutputConfig:
     sequence_quality: bool = True
 
     def __post_init__(self):
-        bad = [f for f in self.formats if f not in POINT_FORMATS]
+        bad = [f for f in self.formats if f not in OUTPUT_FORMATS]
         if bad:
-            raise ValueError(f"formats: {bad[0]!r} is not one of {', '.join(POINT_FORMATS)}")
+            raise ValueError(f"formats: {bad[0]!r} is not one of {', '.join(OUTPUT_FORMATS)}")
 
 
 def write_points(out_dir: Path, xyz: np.ndarray, joint_names: Sequence[str], fps: float, quality: dict,
-                 formats: Sequence[str] = POINT_FORMATS, stem: str = "points3d") -> list[Path]:
-    """The final 3D as ``<stem>.npz|.trc|.c3d`` in ``out_dir``."""
+                 formats: Sequence[str] = POINT_FORMATS, stem: str = "points3d",
+                 skeleton: Skeleton | None = None) -> list[Path]:
+    """The final 3D as ``<stem>.npz|.trc|.c3d|.bvh`` in ``out_dir``."""
     from reconstruction.formats.points3d import Points3D, write_points3d
 
     points = Points3D(xyz=xyz, joint_names=tuple(joint_names), fps=fps, quality=quality)
-    return [write_points3d(Path(out_dir) / f"{stem}.{ext}", points) for ext in formats]
+    paths = [write_points3d(Path(out_dir) / f"{stem}.{ext}", points) for ext in formats if ext != "bvh"]
+    if "bvh" in formats:
+        from reconstruction.kinematics.bvh_export import write_points_bvh
+
+        write_points_bvh(Path(out_dir) / f"{stem}.bvh", points, skeleton)
+        paths.append(Path(out_dir) / f"{stem}.bvh")
+    return paths
 
 
 def write_keypoints_per_view(out_dir: Path, kp: Keypoints2D) -> list[Path]:
@@ -141,7 +151,8 @@ def write_outputs(out_dir: Path, result: SequenceResult, detected2d: np.ndarray,
 
     kp = result.keypoints2d  # after the swap correction
     files: dict = {"points3d": [str(p) for p in write_points(out_dir, result.xyz, skeleton.joint_names, fps,
-                                                              _quality_arrays(result), cfg.output.formats)]}
+                                                              _quality_arrays(result), cfg.output.formats,
+                                                              skeleton=skeleton)]}
     fusion = result.fusion
     report = quality_report(
         result.xyz, kp, rig, skeleton, fps, disagreement_m=fusion.disagreement_m if fusion is not None else None,
@@ -161,6 +172,13 @@ def write_outputs(out_dir: Path, result: SequenceResult, detected2d: np.ndarray,
     if cfg.output.overlay_video and session is not None:
         files["overlays"] = [str(p) for p in write_overlays(out_dir, result.xyz, kp, rig, skeleton, fps, session,
                                                             cfg.output.overlay_max_width)]
+    if cfg.kinematics.enabled:  # last: everything above is on disk if the joint angles fail
+        from reconstruction.kinematics.stage import run_kinematics
+        from reconstruction.formats.points3d import Points3D
+
+        files["kinematics"] = run_kinematics(Points3D(result.xyz, tuple(skeleton.joint_names), fps), cfg.kinematics,
+                                             out_dir / "kinematics", "points3d", str(out_dir / "points3d"),
+                                             cfg.model2d.weights_dir or None).files
     return files
 
 

@@ -1,5 +1,5 @@
 """BVH motion capture clips: forward kinematics, and retargeting to one of our skeletons
-(the files themselves are read by :mod:`reconstruction.simulation.bvh_file`).
+(the files themselves are read by :mod:`reconstruction.formats.bvh`).
 
 A BVH file holds a joint hierarchy (offsets in the parent's rest frame, rotation channels in a per-joint
 order) and one line of channel values per frame. Shape letters: ``T`` frames, ``J`` joints.
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from capture.errors import ConfigError
-from reconstruction.simulation.bvh_file import BvhMotion
+from reconstruction.formats.bvh import BvhMotion
 from reconstruction.simulation.motion import axis_rotation
 from reconstruction.skeleton import Skeleton
 

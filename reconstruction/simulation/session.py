@@ -206,7 +206,7 @@ def simulated_motion(cfg: SimulationConfig, skeleton, rng: np.random.Generator) 
     """Ground-truth joints (T, J, 3), world metres, Z up."""
     if cfg.motion == "bvh":
         from reconstruction.simulation.bvh import retarget_bvh
-        from reconstruction.simulation.bvh_file import load_bvh
+        from reconstruction.formats.bvh import load_bvh
 
         bvh = load_bvh(cfg.bvh_path)
         return retarget_bvh(bvh, skeleton, cfg.fps, cfg.num_frames, unit_m=cfg.bvh_unit_m, up=cfg.bvh_up,

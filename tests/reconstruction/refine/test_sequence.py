@@ -155,7 +155,7 @@ def test_all_nan_input_gives_nan_not_an_error(rig4, skeleton):
 
 def _bvh_case(shared_dir, rig, skeleton, T, outliers, occlusion, seed=0):
     from reconstruction.simulation.bvh import retarget_bvh
-    from reconstruction.simulation.bvh_file import load_bvh
+    from reconstruction.formats.bvh import load_bvh
 
     path = shared_dir / "data" / "mocap" / "131_02.bvh"
     if not path.is_file():

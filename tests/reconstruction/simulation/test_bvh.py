@@ -7,7 +7,7 @@ from capture.errors import ConfigError
 from reconstruction.simulation.bvh import (
     bvh_canonical_joints, forward_kinematics, impose_bone_lengths, resample, retarget_bvh,
 )
-from reconstruction.simulation.bvh_file import load_bvh, parse_bvh
+from reconstruction.formats.bvh import load_bvh, parse_bvh
 from reconstruction.skeleton import Skeleton, load_skeleton
 from tests.support import BVH_TINY as TINY
 

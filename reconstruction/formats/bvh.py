@@ -1,8 +1,10 @@
-"""BVH files: the clip's joint hierarchy and its motion channels, parsed (no kinematics here).
+"""BVH files: the clip's joint hierarchy and its motion channels, read and written (no kinematics here).
 
 A BVH file holds a joint hierarchy (offsets in the parent's rest frame, rotation channels in a
 per-joint order) and one line of channel values per frame. Shape letters: ``T`` frames, ``J``
-joints, ``C`` channels. Forward kinematics and retargeting: :mod:`reconstruction.simulation.bvh`.
+joints, ``C`` channels. :func:`load_bvh` / :func:`write_bvh` are a round trip of :class:`BvhMotion`.
+Forward kinematics and retargeting: :mod:`reconstruction.simulation.bvh`; our 3D joints as a BVH
+clip: :mod:`reconstruction.kinematics.bvh_export`.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.atomic import atomic_path
 from capture.errors import FileFormatError
 
 log = logging.getLogger(__name__)
@@ -193,3 +196,41 @@ def _parse_motion(lines: list[str], i: int, num_channels: int, source: str) -> t
     if num_frames < 1:
         raise FileFormatError(f"{source}: no complete frame of motion data ({num_channels} channels per frame)")
     return values[: num_frames * num_channels].reshape(num_frames, num_channels), frame_time
+
+
+def write_bvh(path: str | Path, bvh: BvhMotion) -> Path:
+    """Write a BVH file (temporary file, then renamed); End Sites are the joints without channels
+    or children (named ``<parent>_end`` by :func:`parse_bvh`)."""
+    path = Path(path)
+    text = bvh_text(bvh)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
+
+
+def bvh_text(bvh: BvhMotion) -> str:
+    """The BVH text of a clip (HIERARCHY, then MOTION with 6 significant decimals)."""
+    parents = np.asarray(bvh.parents)
+    children = {j: [int(c) for c in np.flatnonzero(parents == j)] for j in range(len(bvh.joint_names))}
+    roots = [int(j) for j in np.flatnonzero(parents < 0)]
+    if len(roots) != 1:
+        raise ValueError(f"a BVH clip has one root joint, got {len(roots)}")
+    lines = ["HIERARCHY"]
+
+    def emit(j: int, depth: int) -> None:
+        pad = "\t" * depth
+        offset = " ".join(f"{v:.6f}" for v in bvh.offsets[j])
+        if not bvh.channels[j] and not children[j]:
+            lines.extend([f"{pad}End Site", f"{pad}{{", f"{pad}\tOFFSET {offset}", f"{pad}}}"])
+            return
+        keyword = "ROOT" if parents[j] < 0 else "JOINT"
+        lines.extend([f"{pad}{keyword} {bvh.joint_names[j]}", f"{pad}{{", f"{pad}\tOFFSET {offset}",
+                      f"{pad}\tCHANNELS {len(bvh.channels[j])} {' '.join(bvh.channels[j])}"])
+        for c in children[j]:
+            emit(c, depth + 1)
+        lines.append(f"{pad}}}")
+
+    emit(roots[0], 0)
+    lines += ["MOTION", f"Frames: {bvh.num_frames}", f"Frame Time: {bvh.frame_time:.8f}"]
+    body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in np.asarray(bvh.motion, dtype=np.float64))
+    return "\n".join(lines) + "\n" + body + "\n"

@@ -1,11 +1,11 @@
-"""reconstruction/simulation/bvh_file.py: BVH parsing: a tiny file, truncated and invalid files, the CMU clip's header."""
+"""reconstruction/formats/bvh.py: BVH parsing (a tiny file, truncated and invalid files, the CMU clip's header) and writing (round trips)."""
 import logging
 
 import numpy as np
 import pytest
 
 from capture.errors import FileFormatError
-from reconstruction.simulation.bvh_file import load_bvh, parse_bvh
+from reconstruction.formats.bvh import load_bvh, parse_bvh
 from tests.support import BVH_TINY as TINY
 
 
